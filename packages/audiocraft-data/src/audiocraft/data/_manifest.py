@@ -1,0 +1,279 @@
+"""Manifest records (``AudioMeta``, ``SegmentInfo``) and JSON-lines manifest load/save/scan.
+
+Part of ``audiocraft-data``; re-exported by :mod:`audiocraft.data.audio_dataset`, where upstream
+AudioCraft users import them from. A manifest is a text file (optionally gzipped) holding one JSON
+object per line with the ``AudioMeta`` fields. Relative ``path`` values are resolved against the
+manifest's directory first, then against the current directory (upstream's convention), so a
+dataset folder holding its manifest and its audio can be moved around. Malformed lines raise an
+error naming the manifest, the line number and the key at fault.
+"""
+
+import gzip
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .audio import audio_info, audio_read
+from .zip import PathInZip, is_zip_path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXTS = [".wav", ".mp3", ".flac", ".ogg", ".m4a"]
+
+
+class ManifestError(ValueError):
+    """A manifest line that is not valid JSON or does not describe an ``AudioMeta``."""
+
+
+@dataclass(order=True)
+class BaseInfo:
+    """Dataclass base with dict conversion that ignores unknown keys."""
+
+    @classmethod
+    def _dict2fields(cls, dictionary: dict) -> dict:
+        return {f.name: dictionary[f.name] for f in fields(cls) if f.name in dictionary}
+
+    @classmethod
+    def from_dict(cls, dictionary: dict) -> Any:
+        """Build from a dict, ignoring keys that are not fields."""
+        return cls(**cls._dict2fields(dictionary))
+
+    def to_dict(self) -> dict:
+        """Shallow dict of the fields (nested dataclasses are kept as objects)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(order=True)
+class AudioMeta(BaseInfo):
+    """One manifest entry.
+
+    Attributes:
+        path (str): audio file, or ``archive.zip:member``.
+        duration (float): duration in seconds.
+        sample_rate (int): sample rate of the file.
+        amplitude (float, optional): peak absolute amplitude (filled by the builder's ``--complete``).
+        weight (float, optional): sampling weight (used with ``sample_on_weight``).
+        info_path (PathInZip, optional): where the JSON sidecar lives when it is not next to the audio.
+    """
+
+    path: str
+    duration: float
+    sample_rate: int
+    amplitude: float | None = None
+    weight: float | None = None
+    info_path: PathInZip | None = None
+
+    @classmethod
+    def from_dict(cls, dictionary: dict) -> "AudioMeta":
+        base = cls._dict2fields(dictionary)
+        if base.get("info_path") is not None:
+            base["info_path"] = PathInZip(base["info_path"])
+        return cls(**base)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if d["info_path"] is not None:
+            d["info_path"] = str(d["info_path"])
+        return d
+
+
+@dataclass(order=True)
+class SegmentInfo(BaseInfo):
+    """Where a dataset item comes from, and its shape once converted.
+
+    Attributes:
+        meta (AudioMeta): the file.
+        seek_time (float): start of the segment in the file, in seconds.
+        n_frames (int): number of real (non padded) frames, at the dataset sample rate.
+        total_frames (int): number of frames, padding included.
+        sample_rate (int): dataset sample rate.
+        channels (int): number of channels.
+    """
+
+    meta: AudioMeta
+    seek_time: float
+    n_frames: int
+    total_frames: int
+    sample_rate: int
+    channels: int
+
+
+_REQUIRED: dict[str, tuple[type, ...]] = {"path": (str,), "duration": (int, float), "sample_rate": (int,)}
+_OPTIONAL: dict[str, tuple[type, ...]] = {"amplitude": (int, float), "weight": (int, float), "info_path": (str,)}
+
+
+def _open_text(path: Path, mode: str, gz: bool | None = None) -> Any:
+    if path.name.lower().endswith(".gz") if gz is None else gz:
+        return gzip.open(path, mode + "t", encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def _resolve_path(path: str, base: Path) -> str | None:
+    """Absolute version of ``path`` (relative to ``base``, then to the cwd) if it exists, else None."""
+    target = PathInZip(path).zip_path if is_zip_path(path) else path
+    candidates = [Path(target)] if os.path.isabs(target) else [base / target, Path(target).absolute()]
+    for cand in candidates:
+        if cand.exists():
+            resolved = str(cand)
+            return f"{resolved}:{PathInZip(path).file_path}" if is_zip_path(path) else resolved
+    return None
+
+
+def _parse_line(line: str, manifest: Path, lineno: int) -> AudioMeta:
+    where = f"{manifest}, line {lineno}"
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{where}: invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for key, types in _REQUIRED.items():
+        if key not in obj:
+            raise ManifestError(f"{where}: missing key {key!r}")
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ManifestError(f"{where}: key {key!r} has wrong type {type(value).__name__} ({value!r})")
+    for key, types in _OPTIONAL.items():
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            raise ManifestError(f"{where}: key {key!r} has wrong type {type(value).__name__} ({value!r})")
+    if obj["duration"] < 0 or obj["sample_rate"] <= 0:
+        bad = "duration" if obj["duration"] < 0 else "sample_rate"
+        raise ManifestError(f"{where}: key {bad!r} must be positive, got {obj[bad]!r}")
+    if obj.get("info_path") is not None and not is_zip_path(obj["info_path"]):
+        raise ManifestError(f"{where}: key 'info_path' must be 'archive.zip:member', got {obj['info_path']!r}")
+    return AudioMeta.from_dict(obj)
+
+
+def load_audio_meta(path: str | os.PathLike[str], resolve: bool = True, fast: bool = True,
+                    path_mapper: Callable[[str], str] | None = None, check_paths: bool = True) -> list[AudioMeta]:
+    """Load a JSON-lines manifest (``.jsonl`` or ``.jsonl.gz``).
+
+    Args:
+        path (str or Path): manifest file.
+        resolve (bool): make relative audio paths absolute (manifest directory first, then cwd).
+        fast (bool): kept for upstream compatibility (no effect).
+        path_mapper (callable, optional): applied to every audio path (and ``info_path`` archive) before
+            it is resolved, e.g. to map a dataset root from one cluster to another.
+        check_paths (bool): raise if an audio file (or zip archive) does not exist.
+    Returns:
+        list[AudioMeta]: the entries, in file order.
+    Raises:
+        FileNotFoundError: if the manifest does not exist.
+        ManifestError: naming the manifest, the line number and the key for any bad line.
+    """
+    manifest = Path(path)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"manifest not found: {manifest}")
+    base = manifest.parent.absolute()
+    metas: list[AudioMeta] = []
+    with _open_text(manifest, "r") as fp:
+        for lineno, line in enumerate(fp, start=1):
+            if not line.strip():
+                continue
+            meta = _parse_line(line, manifest, lineno)
+            if path_mapper is not None:
+                meta.path = path_mapper(meta.path)
+                if meta.info_path is not None:
+                    meta.info_path.zip_path = path_mapper(meta.info_path.zip_path)
+            if resolve or check_paths:
+                resolved = _resolve_path(meta.path, base)
+                if resolved is None and check_paths:
+                    raise ManifestError(f"{manifest}, line {lineno}: key 'path': file does not exist: {meta.path}")
+                if resolve and resolved is not None:
+                    meta.path = resolved
+                if resolve and meta.info_path is not None:
+                    archive = _resolve_path(meta.info_path.zip_path, base)
+                    if archive is not None:
+                        meta.info_path.zip_path = archive
+            metas.append(meta)
+    return metas
+
+
+def save_audio_meta(path: str | os.PathLike[str], meta: Sequence[AudioMeta]) -> None:
+    """Write a manifest (gzipped if ``path`` ends with ``.gz``), atomically.
+
+    Args:
+        path (str or Path): output manifest path; parent directories are created.
+        meta (list[AudioMeta]): entries to write, one JSON object per line.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    with _open_text(tmp, "w", gz=out.name.lower().endswith(".gz")) as fp:
+        for m in meta:
+            fp.write(json.dumps(m.to_dict()) + "\n")
+    os.replace(tmp, out)
+
+
+def _get_audio_meta(file_path: str, minimal: bool = True) -> AudioMeta:
+    """Read one file's ``AudioMeta`` (``minimal=False`` also decodes it to measure the amplitude)."""
+    info = audio_info(file_path)
+    amplitude: float | None = None
+    if not minimal:
+        wav, _ = audio_read(file_path)
+        amplitude = float(wav.abs().max().item()) if wav.numel() else 0.0
+    return AudioMeta(file_path, info.duration, info.sample_rate, amplitude)
+
+
+def scan_audio_files(root: str | os.PathLike[str], exts: Sequence[str] = DEFAULT_EXTS, resolve: bool = True,
+                     minimal: bool = True, progress: bool = False,
+                     workers: int = 0) -> tuple[list[AudioMeta], list[tuple[str, str]]]:
+    """Find audio files under ``root`` and read their metadata, in parallel threads.
+
+    Args:
+        root (str or Path): folder to scan recursively.
+        exts (list[str]): file extensions to keep (case-insensitive, with the dot).
+        resolve (bool): store absolute paths.
+        minimal (bool): skip the amplitude (which needs a full decode).
+        progress (bool): show a tqdm progress bar on stderr.
+        workers (int): number of threads (0 reads in the calling thread).
+    Returns:
+        tuple: the metadata of every readable file (sorted by path), and ``(path, error)`` for the others.
+    """
+    from tqdm import tqdm
+
+    wanted = {e.lower() for e in exts}
+    files: list[str] = []
+    for dirpath, _, names in os.walk(root, followlinks=True):
+        for name in names:
+            if Path(name).suffix.lower() in wanted:
+                full = Path(dirpath) / name
+                files.append(str(full.resolve() if resolve else full))
+    files.sort()
+
+    def _one(file_path: str) -> AudioMeta | tuple[str, str]:
+        try:
+            return _get_audio_meta(file_path, minimal)
+        except Exception as exc:  # report and go on: one bad file must not abort the scan
+            return file_path, f"{type(exc).__name__}: {exc}"
+
+    bar = tqdm(total=len(files), disable=not progress, unit="file", desc="scanning")
+    results: list[AudioMeta | tuple[str, str]] = []
+    if workers > 0:
+        with ThreadPoolExecutor(workers) as pool:
+            for result in pool.map(_one, files):
+                results.append(result)
+                bar.update()
+    else:
+        for file_path in files:
+            results.append(_one(file_path))
+            bar.update()
+    bar.close()
+    metas = [r for r in results if isinstance(r, AudioMeta)]
+    failures = [r for r in results if not isinstance(r, AudioMeta)]
+    return metas, failures
+
+
+def find_audio_files(path: str | os.PathLike[str], exts: Sequence[str] = DEFAULT_EXTS, resolve: bool = True,
+                     minimal: bool = True, progress: bool = False, workers: int = 0) -> list[AudioMeta]:
+    """Upstream-compatible scan: like :func:`scan_audio_files`, logging unreadable files instead of returning them."""
+    metas, failures = scan_audio_files(path, exts, resolve, minimal, progress, workers)
+    for file_path, error in failures:
+        logger.warning("skipping unreadable audio file %s: %s", file_path, error)
+    return metas
