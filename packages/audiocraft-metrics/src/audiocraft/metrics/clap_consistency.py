@@ -68,6 +68,9 @@ class TextConsistencyMetric(Metric):
             audio_emb = torch.cat([self.audio_embedder(convert_audio(a[None, :, :n], rates[0], rate, channels))
                                    for a, n in zip(audio, lengths)])
         text_emb = self.text_embedder(list(text))
+        if audio_emb.shape != text_emb.shape or audio_emb.dim() != 2:
+            raise ValueError(f"audio embeddings {tuple(audio_emb.shape)} and text embeddings {tuple(text_emb.shape)} "
+                             "must both be [B, D]")
         cosine = torch.nn.functional.cosine_similarity(audio_emb.float(), text_emb.float().to(audio_emb.device),
                                                        dim=1, eps=1e-8)
         self.cosine_sum += cosine.double().sum().to(self.cosine_sum.device)

@@ -103,7 +103,10 @@ class VGGish(nn.Module):
         pca = _load_tensors(pca_params_path, "VGGish PCA") if pca_params_path is not None else None
         model = cls(pca)
         state = _load_tensors(weights_path, "VGGish")
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise ValueError(f"{weights_path} does not fit VGGish: {exc}") from exc
         if missing or unexpected:
             raise ValueError(f"{weights_path} is not a VGGish state dict: missing {missing[:4]}, "
                              f"unexpected {unexpected[:4]}")

@@ -46,6 +46,8 @@ class PesqMetric(Metric):
 
     def score(self, estimate: torch.Tensor, reference: torch.Tensor) -> float | None:
         """PESQ of one mono estimate `[T]` against its reference `[T]`, both at the scoring rate (None: no speech)."""
+        if not reference.abs().max() > 0:
+            return None  # a silent reference has no utterance (and would make pesq divide by zero)
         try:
             return float(self._pesq.pesq(self.pesq_rate, reference.double().cpu().numpy(),
                                          estimate.double().cpu().numpy(), self.mode))
