@@ -1,0 +1,244 @@
+"""Dora/Hydra entry point of AudioCraft training (``dora run solver=...``), in the ``audiocraft`` meta-package.
+
+Composes the configs of ``config/`` (shipped next to this module), checks them, seeds and sets up the
+process, builds the `AudioCraftEnvironment` once and hands it to the solver picked by ``cfg.solver`` through
+`audiocraft.solvers.builders.get_solver`. Dora finds this module with ``DORA_PACKAGE=audiocraft``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import typing as tp
+import warnings
+from pathlib import Path
+
+import flashy
+import hydra
+import omegaconf
+from dora import XP, git_save, hydra_main
+
+from audiocraft.environment import AudioCraftEnvironment
+from audiocraft.utils.cluster import get_slurm_parameters
+
+logger = logging.getLogger(__name__)
+
+_SPLITS = ("train", "valid", "evaluate", "generate")
+
+
+class ConfigError(ValueError):
+    """A configuration problem found before any work starts."""
+
+
+def check_config(cfg: omegaconf.DictConfig) -> None:
+    """Stop with the names of the keys that still hold the mandatory ``???`` value, or an unknown solver.
+
+    Raises:
+        ConfigError: naming the missing keys, or the unknown solver with the registered names.
+    """
+    missing = sorted(omegaconf.OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"missing mandatory value(s) for config key(s): {', '.join(missing)} "
+                          "(set them on the command line, e.g. `dora run solver=compression/debug`)")
+    from audiocraft.solvers.builders import solver_registry
+    registry = solver_registry()
+    if cfg.solver not in registry:
+        raise ConfigError(f"unknown solver {cfg.solver!r} (config key 'solver'); expected one of {sorted(registry)}")
+
+
+def resolve_device(cfg: omegaconf.DictConfig) -> None:
+    """Replace ``device: auto`` with ``cuda`` when available, else ``cpu``."""
+    if cfg.device == "auto":
+        import torch
+        cfg.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_config_dset_paths(cfg: omegaconf.DictConfig) -> None:
+    """Make ``datasource`` paths absolute, relative to the folder where dora was launched."""
+    for key, value in cfg.datasource.items():
+        if isinstance(value, str) and not value.startswith("//"):
+            cfg.datasource[key] = str(git_save.to_absolute_path(value))
+
+
+def resolve_reference_paths(cfg: omegaconf.DictConfig, environment: AudioCraftEnvironment) -> None:
+    """Replace every string value starting with ``//reference`` with the team's reference directory."""
+    from audiocraft.utils.utils import flatten_dict
+    tree = omegaconf.OmegaConf.to_container(cfg, resolve=False)
+    for key, value in flatten_dict(tree).items():
+        if isinstance(value, str) and value.startswith("//reference"):
+            try:
+                resolved = environment.resolve_reference_path(value)
+            except ValueError as exc:
+                raise ConfigError(f"config key {key}: {exc}") from exc
+            omegaconf.OmegaConf.update(cfg, key, str(resolved), merge=False)
+
+
+def split_batch_size(cfg: omegaconf.DictConfig) -> None:
+    """``dataset.batch_size`` (and per-split ones) are global: divide them by the number of workers."""
+    world = flashy.distrib.world_size()
+    dataset = cfg.get("dataset")
+    if dataset is None:
+        return
+    targets = [("dataset.batch_size", dataset)] + [
+        (f"dataset.{split}.batch_size", dataset[split]) for split in _SPLITS
+        if dataset.get(split) is not None and dataset[split].get("batch_size") is not None]
+    for key, section in targets:
+        if section.batch_size % world != 0:
+            raise ConfigError(f"{key}={section.batch_size} is the global batch size and must be divisible by "
+                              f"the number of workers ({world})")
+        if world > 1:
+            logger.info("%s=%d is global: %d per worker on %d workers", key, section.batch_size,
+                        section.batch_size // world, world)
+        section.batch_size //= world
+
+
+def get_solver(cfg: omegaconf.DictConfig, environment: AudioCraftEnvironment | None = None) -> tp.Any:
+    """Prepare ``cfg`` (device, per-worker batch size, paths) and build its solver."""
+    from audiocraft.solvers.builders import get_solver as _get_solver
+    environment = environment if environment is not None else get_environment()
+    resolve_device(cfg)
+    split_batch_size(cfg)
+    resolve_config_dset_paths(cfg)
+    resolve_reference_paths(cfg, environment)
+    return _get_solver(cfg, environment=environment)
+
+
+def get_solver_from_xp(xp: XP, override_cfg: dict | omegaconf.DictConfig | None = None, restore: bool = True,
+                       load_best: bool = True, ignore_state_keys: list[str] | None = None,
+                       disable_fsdp: bool = True) -> tp.Any:
+    """Solver of an XP (e.g. in a notebook), restored from its checkpoint.
+
+    Args:
+        xp: the Dora XP.
+        override_cfg: nested overrides applied without changing the XP signature.
+        restore: load the last checkpoint.
+        load_best: load the best state into the model.
+        ignore_state_keys: state sources not to load (e.g. ``['optimizer']``).
+        disable_fsdp: turn FSDP off (then only the best state can be loaded).
+    """
+    ignore_state_keys = list(ignore_state_keys or [])
+    logger.info("Loading solver from XP %s. Overrides used: %s", xp.sig, xp.argv)
+    cfg = xp.cfg
+    if override_cfg is not None:
+        cfg = omegaconf.OmegaConf.merge(cfg, omegaconf.DictConfig(override_cfg))
+    if disable_fsdp and cfg.fsdp.use:
+        cfg.fsdp.use = False
+        assert load_best, "disable_fsdp needs load_best=True"
+        ignore_state_keys += ["model", "ema", "best_state"]
+    try:
+        with xp.enter():
+            solver = get_solver(cfg)
+            if restore:
+                solver.restore(load_best=load_best, ignore_state_keys=ignore_state_keys)
+        return solver
+    finally:
+        hydra.core.global_hydra.GlobalHydra.instance().clear()
+
+
+def get_solver_from_sig(sig: str, *args: tp.Any, **kwargs: tp.Any) -> tp.Any:
+    """Solver of the XP with signature ``sig``; see `get_solver_from_xp`."""
+    return get_solver_from_xp(main.get_xp_from_sig(sig), *args, **kwargs)
+
+
+def init_seed_and_system(cfg: omegaconf.DictConfig) -> None:
+    """Seed python/numpy/torch, set threads and the multiprocessing start method."""
+    import random
+
+    import numpy as np
+    import torch
+
+    method = cfg.mp_start_method
+    if method not in multiprocessing.get_all_start_methods():
+        logger.warning("mp_start_method=%s is not available here, using spawn", method)
+        method = "spawn"
+    try:
+        multiprocessing.set_start_method(method)
+    except RuntimeError:
+        if multiprocessing.get_start_method() != method:
+            logger.warning("multiprocessing start method already set to %s", multiprocessing.get_start_method())
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.num_threads)
+    os.environ["MKL_NUM_THREADS"] = str(cfg.num_threads)
+    os.environ["OMP_NUM_THREADS"] = str(cfg.num_threads)
+    try:
+        from audiocraft.modules.transformer import set_efficient_attention_backend
+    except ImportError:
+        pass
+    else:
+        set_efficient_attention_backend(cfg.efficient_attention_backend)
+    if "SLURM_JOB_ID" in os.environ:
+        tmpdir = Path("/scratch/slurm_tmpdir/" + os.environ["SLURM_JOB_ID"])
+        if tmpdir.exists():
+            logger.info("Changing tmpdir to %s", tmpdir)
+            os.environ["TMPDIR"] = str(tmpdir)
+
+
+@hydra_main(config_path="config", config_name="config", version_base="1.1")
+def main(cfg: omegaconf.DictConfig) -> tp.Any:
+    check_config(cfg)
+    resolve_device(cfg)
+    init_seed_and_system(cfg)
+    log_name = f"{cfg.execute_only}.log.{{rank}}" if cfg.execute_only else "solver.log.{rank}"
+    flashy.setup_logging(level=str(cfg.logging.level).upper(), log_name=log_name)
+    import torch
+    backend = "nccl" if str(cfg.device).startswith("cuda") and torch.cuda.is_available() else "gloo"
+    flashy.distrib.init(backend=backend)
+    solver = get_solver(cfg, get_environment())
+    if cfg.show:
+        solver.show()
+        return None
+    if cfg.execute_only:
+        if not (cfg.execute_inplace or cfg.continue_from is not None):
+            raise ConfigError("execute_only needs continue_from=<sig or path> or execute_inplace=true")
+        solver.restore(replay_metrics=False)
+        solver.run_one_stage(cfg.execute_only)
+        return None
+    return solver.run()
+
+
+_ENVIRONMENT: list[AudioCraftEnvironment] = []
+
+
+def get_environment() -> AudioCraftEnvironment:
+    """The environment of this process (built once, from the AUDIOCRAFT_* variables)."""
+    if not _ENVIRONMENT:
+        _ENVIRONMENT.append(AudioCraftEnvironment())
+    return _ENVIRONMENT[0]
+
+
+def _friendly_config_errors(get_xp: tp.Callable) -> tp.Callable:
+    """Wrap Dora's config composition so that config errors end with one line naming the key."""
+    def _get_xp(argv: tp.Sequence[str]) -> XP:
+        try:
+            return get_xp(argv)
+        except omegaconf.errors.MissingMandatoryValue as exc:
+            keys = [getattr(exc, "full_key", None) or str(exc)]
+            try:
+                keys = sorted(omegaconf.OmegaConf.missing_keys(main._get_config(list(argv))))
+            except Exception:  # pragma: no cover - keep the first key
+                pass
+            raise ConfigError(f"missing mandatory value for config key(s) {', '.join(keys)} (still '???' in "
+                              "the composed config; set it on the command line or pick a solver, e.g. "
+                              "solver=compression/debug)") from None
+        except hydra.errors.ConfigCompositionException as exc:
+            cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+            raise ConfigError(f"{exc}{cause}".replace("\n", " ")) from None
+    return _get_xp
+
+
+# Hydra 1.3 warns on every composition that version_base 1.1 is deprecated; upstream configs need 1.1.
+warnings.filterwarnings("ignore", message=r".*version_base=\"1\.1\" selects Hydra 1\.1 compatibility")
+main.get_xp = _friendly_config_errors(main.get_xp)  # type: ignore[method-assign]
+main.dora.dir = get_environment().get_dora_dir()
+main._base_cfg.slurm = get_slurm_parameters(main._base_cfg.slurm, get_environment())
+
+if main.dora.shared is not None and not os.access(main.dora.shared, os.R_OK):
+    print("No read permission on dora.shared folder, ignoring it.", file=sys.stderr)
+    main.dora.shared = None
+
+if __name__ == "__main__":
+    main()
