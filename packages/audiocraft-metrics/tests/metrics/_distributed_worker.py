@@ -3,6 +3,7 @@
 Not a test module (no `test_` prefix). The test puts this folder on sys.path so that processes started by
 torch.multiprocessing (spawn) can import it.
 """
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -70,7 +71,7 @@ def dataset() -> dict:
 
 def build() -> dict:
     model = Features()
-    return {
+    metrics = {
         "sisnr": SISNR(sample_rate=SR, segment=0.25),
         "mel": MelSpectrogramDistance(sample_rate=SR, n_fft=512, n_mels=40),
         "mrstft": MultiResolutionSTFTDistance(fft_sizes=[512, 256], hop_sizes=[128, 64], win_lengths=[400, 200]),
@@ -79,8 +80,10 @@ def build() -> dict:
         "kld": KLDivergenceMetric(classifier, sample_rate=SR, max_duration=0.5, min_duration=0.1),
         "chroma_cosine": ChromaCosineSimilarityMetric(sample_rate=SR, radix2_exp=11),
         "text_consistency": TextConsistencyMetric(lambda wav: model(wav).mean(1), model.embed_text, sample_rate=SR),
-        "pesq": PesqMetric(sample_rate=SR),
     }
+    if importlib.util.find_spec("pesq") is not None:  # the [pesq] extra
+        metrics["pesq"] = PesqMetric(sample_rate=SR)
+    return metrics
 
 
 def feed(metrics: dict, items: list[int], batch_size: int = 2) -> None:
