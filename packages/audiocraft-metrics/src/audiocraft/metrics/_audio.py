@@ -5,6 +5,7 @@ Private module of `audiocraft.metrics` (layer: metrics). `convert_audio` has a t
 metrics do not depend on the data package's internals.
 """
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torchaudio
@@ -62,3 +63,8 @@ def check_pair(preds: torch.Tensor, targets: torch.Tensor) -> None:
         raise ValueError(f"expected preds of shape [B, C, T], got {tuple(preds.shape)}")
     if preds.shape != targets.shape:
         raise ValueError(f"preds {tuple(preds.shape)} and targets {tuple(targets.shape)} differ in shape")
+
+
+def model_attr(model: object, name: str, default: Any = None) -> Any:
+    """Attribute `name` of an embedding model or classifier (e.g. `sample_rate`), or `default`."""
+    return getattr(model, name, default)

@@ -29,6 +29,9 @@ class ChromaCosineSimilarityMetric(Metric):
         eps: Epsilon of the cosine similarity.
     """
 
+    cosine_sum: torch.Tensor
+    weight: torch.Tensor
+
     def __init__(self, sample_rate: int, n_chroma: int = 12, radix2_exp: int = 12, argmax: bool = False,
                  eps: float = 1e-8) -> None:
         super().__init__()

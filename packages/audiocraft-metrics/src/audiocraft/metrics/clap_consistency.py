@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ._audio import as_sample_rates, as_sizes, convert_audio
+from ._audio import as_sample_rates, as_sizes, convert_audio, model_attr
 from ._base import Metric
 from .embeddings import ClapModel
 
@@ -26,14 +26,17 @@ class TextConsistencyMetric(Metric):
         channels: Channels the audio embedder expects (default: `audio_embedder.channels`, else 1).
     """
 
+    cosine_sum: torch.Tensor
+    weight: torch.Tensor
+
     def __init__(self, audio_embedder: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None,
                  text_embedder: Callable[[list[str]], torch.Tensor] | None = None, sample_rate: int | None = None,
                  channels: int | None = None) -> None:
         super().__init__()
         self.audio_embedder = audio_embedder
-        self.text_embedder = text_embedder or getattr(audio_embedder, "embed_text", None)
-        self.model_sample_rate = sample_rate or getattr(audio_embedder, "sample_rate", None)
-        self.model_channels = int(channels or getattr(audio_embedder, "channels", 1))
+        self.text_embedder = text_embedder or model_attr(audio_embedder, "embed_text", None)
+        self.model_sample_rate = sample_rate or model_attr(audio_embedder, "sample_rate", None)
+        self.model_channels = int(channels or model_attr(audio_embedder, "channels", 1))
         if audio_embedder is not None and (self.text_embedder is None or self.model_sample_rate is None):
             raise ValueError("TextConsistencyMetric needs a text embedder and the audio embedder's sample rate")
         self.add_state("cosine_sum", torch.tensor(0.0, dtype=torch.float64))

@@ -72,6 +72,8 @@ class VGGish(nn.Module):
     channels = 1
     embedding_dim = 128
     example_frames = 96
+    mel_matrix: torch.Tensor
+    window: torch.Tensor
 
     def __init__(self, pca_params: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()

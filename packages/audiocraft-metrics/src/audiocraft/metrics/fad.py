@@ -16,7 +16,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from ._audio import as_sample_rates, as_sizes, convert_audio
+from ._audio import as_sample_rates, as_sizes, convert_audio, model_attr
 from ._base import Metric, all_reduce_sum
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -204,17 +204,17 @@ class FrechetAudioDistanceMetric(Metric):
                  eps: float = 1e-6) -> None:
         super().__init__()
         self.embedding_model = embedding_model
-        sample_rate = sample_rate or getattr(embedding_model, "sample_rate", None)
+        sample_rate = sample_rate or model_attr(embedding_model, "sample_rate", None)
         if sample_rate is None:
             raise ValueError("FrechetAudioDistanceMetric needs the embedding model's sample_rate "
                              "(pass sample_rate= or give the model a `sample_rate` attribute)")
         self.model_sample_rate = int(sample_rate)
-        self.model_channels = int(channels or getattr(embedding_model, "channels", 1))
+        self.model_channels = int(channels or model_attr(embedding_model, "channels", 1))
         self.eps = eps
         if isinstance(reference_stats, (str, Path)):
             reference_stats = EmbeddingStats.load(reference_stats)
         self.reference_stats = reference_stats
-        dim = embedding_dim or getattr(embedding_model, "embedding_dim", None)
+        dim = embedding_dim or model_attr(embedding_model, "embedding_dim", None)
         if dim is None and reference_stats is not None:
             dim = reference_stats.dim
         self.embedding_dim: int | None = None

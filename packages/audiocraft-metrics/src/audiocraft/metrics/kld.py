@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ._audio import as_sample_rates, as_sizes, check_pair, convert_audio
+from ._audio import as_sample_rates, as_sizes, check_pair, convert_audio, model_attr
 from ._base import Metric
 from .embeddings import PasstModel, segments
 
@@ -56,6 +56,10 @@ class KLDivergenceMetric(Metric):
         min_duration: Pieces of at most this many seconds are ignored.
     """
 
+    kld_pq_sum: torch.Tensor
+    kld_qp_sum: torch.Tensor
+    weight: torch.Tensor
+
     def __init__(self, classifier: Classifier | None = None, sample_rate: int | None = None,
                  channels: int | None = None, outputs: str = "logits", max_duration: float | None = None,
                  min_duration: float = 0.0) -> None:
@@ -64,8 +68,8 @@ class KLDivergenceMetric(Metric):
             raise ValueError(f"outputs={outputs!r}; expected 'logits' or 'probs'")
         self.classifier = classifier
         self.outputs = outputs
-        self.model_sample_rate = sample_rate or getattr(classifier, "sample_rate", None)
-        self.model_channels = int(channels or getattr(classifier, "channels", 1))
+        self.model_sample_rate = sample_rate or model_attr(classifier, "sample_rate", None)
+        self.model_channels = int(channels or model_attr(classifier, "channels", 1))
         self.max_duration = max_duration
         self.min_duration = min_duration
         if classifier is not None and self.model_sample_rate is None:

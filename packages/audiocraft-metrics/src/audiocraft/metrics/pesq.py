@@ -32,6 +32,10 @@ class PesqMetric(Metric):
         mode: "wb" (wide band, scored at 16 kHz) or "nb" (narrow band, scored at 8 kHz).
     """
 
+    sum_pesq: torch.Tensor
+    total: torch.Tensor
+    skipped: torch.Tensor
+
     def __init__(self, sample_rate: int, mode: str = "wb") -> None:
         super().__init__()
         if mode not in ("wb", "nb"):

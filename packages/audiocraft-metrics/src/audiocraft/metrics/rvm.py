@@ -46,6 +46,9 @@ class RelativeVolumeMel(Metric):
         num_aggregated_bands: Number of band groups reported as `rvm_0 ... rvm_{n-1}`.
     """
 
+    band_sum: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, sample_rate: int = 24000, n_mels: int = 80, n_fft: int = 512, hop_length: int = 128,
                  min_relative_volume: float = -25, max_relative_volume: float = 25, max_initial_gain: float = 25,
                  min_activity_volume: float = -25, num_aggregated_bands: int = 4) -> None:

@@ -84,6 +84,9 @@ class SISNR(Metric):
         negate: Report `-SI-SNR` as upstream does.
     """
 
+    sisnr_sum: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, sample_rate: int = 16000, segment: float | None = 20, overlap: float = 0.5,
                  epsilon: float = _EPS, negate: bool = True) -> None:
         super().__init__()

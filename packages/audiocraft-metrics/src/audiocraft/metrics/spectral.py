@@ -34,6 +34,9 @@ class MelSpectrogramDistance(Metric):
         p: 1 for L1, 2 for squared error.
     """
 
+    error_sum: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, sample_rate: int, n_fft: int = 1024, hop_length: int | None = None,
                  win_length: int | None = None, n_mels: int = 80, f_min: float = 0.0, f_max: float | None = None,
                  log: bool = True, floor_level: float = 1e-5, normalized: bool = False, p: int = 1) -> None:
@@ -100,6 +103,10 @@ class MultiResolutionSTFTDistance(Metric):
         factor_mag: Weight of the log-magnitude distance in `mrstft`.
         eps: Magnitude floor.
     """
+
+    sc_sum: torch.Tensor
+    mag_sum: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, fft_sizes: Sequence[int] = (1024, 2048, 512), hop_sizes: Sequence[int] = (120, 240, 50),
                  win_lengths: Sequence[int] = (600, 1200, 240), factor_sc: float = 0.1, factor_mag: float = 0.1,

@@ -54,6 +54,9 @@ class ViSQOL(Metric):
         timeout: Seconds allowed for one run of the binary (None: no limit).
     """
 
+    score_sum: torch.Tensor
+    count: torch.Tensor
+
     SAMPLE_RATES_MODES = {"audio": 48_000, "speech": 16_000}
     ALLOWED_SAMPLE_RATES = frozenset(SAMPLE_RATES_MODES.values())
 
