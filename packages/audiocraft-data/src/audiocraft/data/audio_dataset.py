@@ -105,9 +105,11 @@ class AudioDataset:
             raise ValueError("permutation_on_files needs shuffle=True, sample_on_duration=False and "
                              "sample_on_weight=False")
         if path_mapper is not None:
-            meta = [copy.copy(m) for m in meta]
+            meta = [copy.deepcopy(m) for m in meta]
             for m in meta:
                 m.path = path_mapper(m.path)
+                if m.info_path is not None:
+                    m.info_path.zip_path = path_mapper(m.info_path.zip_path)
         self.segment_duration = segment_duration
         self.min_segment_ratio = min_segment_ratio
         self.min_audio_duration = min_audio_duration
@@ -168,6 +170,13 @@ class AudioDataset:
         else:
             rng.manual_seed(_seed_for(index))
         return rng
+
+    def item_seed(self, index: int, salt: int = 0) -> int:
+        """Seed for any extra randomness of item ``index`` (e.g. text augmentation), a pure function of
+        ``(shuffle_seed, epoch, index, salt)`` (or of ``(index, salt)`` without ``shuffle``)."""
+        if self.shuffle:
+            return _seed_for(self.shuffle_seed, self.current_epoch or 0, index, salt)
+        return _seed_for(index, salt)
 
     def _get_file_permutation(self, permutation_index: int) -> torch.Tensor:
         perm = self._permutations.get(permutation_index)
