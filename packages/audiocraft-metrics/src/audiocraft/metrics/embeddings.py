@@ -208,8 +208,9 @@ class PasstModel(nn.Module):
 class ClapModel(nn.Module):
     """LAION-CLAP joint audio/text embedder (512-d), loaded from a local checkpoint.
 
-    Needs the `[clap]` extra (`laion-clap`, which brings `transformers`). The text tokenizer is RoBERTa's,
-    read from `tokenizer_path` or from the local Hugging Face cache (`roberta-base`); it is never downloaded.
+    Needs the `[clap]` extra (`laion-clap`, which brings `transformers`). laion-clap builds its text encoder from
+    `roberta-base`, which must be in the local Hugging Face cache (set `HF_HUB_OFFLINE=1` so that nothing is
+    fetched); the tokenizer is read from `tokenizer_path` or from that cache, never downloaded by this class.
 
     Args:
         model_path: Local CLAP checkpoint (e.g. `music_audioset_epoch_15_esc_90.14.pt`).
