@@ -44,13 +44,11 @@ def test_examples_frame_096_seconds() -> None:
 
 
 @pytest.mark.slow
-def test_load_local_weights_and_embed(tmp_path) -> None:
-    torch.manual_seed(0)
-    model = VGGish()
-    torch.save(model.state_dict(), tmp_path / "vggish.pth")
+def test_load_local_weights_and_embed(tmp_path, vggish_weights) -> None:
+    model = VGGish.from_pretrained(vggish_weights)
     pca = {"pca_eigen_vectors": torch.eye(128).flip(0), "pca_means": torch.zeros(128, 1)}
     torch.save(pca, tmp_path / "pca.pth")
-    loaded = VGGish.from_pretrained(tmp_path / "vggish.pth", tmp_path / "pca.pth")
+    loaded = VGGish.from_pretrained(vggish_weights, tmp_path / "pca.pth")
     wav = 0.1 * torch.randn(2, 1, 16000)
     with torch.no_grad():
         emb = loaded(wav)
