@@ -119,29 +119,48 @@ def audio_info(filepath: PathLike, zip_cache: ZipArchiveCache | None = None) -> 
             raise _fail(filepath, exc, use_sf) from exc
 
 
-def _sf_read(src: str | IO[bytes], start: int, frames: int, is_mp3: bool) -> tuple[np.ndarray, int, int]:
-    """Read ``frames`` frames from ``start`` (all remaining if ``frames < 0``) -> ([T, C] array, rate, total)."""
+def _read_frames(sf: soundfile.SoundFile, count: int) -> np.ndarray:
+    """Read ``count`` frames as float32 [T, C] from the current position.
+
+    soundfile's ``SoundFile.read`` re-seeks to the new position after every read; for MP3 that costs as much
+    as the decoding (and is inexact off frame boundaries), so libsndfile is called directly when possible.
+    """
+    out = np.empty((count, sf.channels), dtype=np.float32)
+    try:
+        from soundfile import _ffi, _snd  # stable private API of soundfile >= 0.10
+        read = _snd.sf_readf_float
+        handle = sf._file
+    except (ImportError, AttributeError):  # pragma: no cover - other soundfile versions
+        return sf.read(count, dtype="float32", always_2d=True)
+    got = read(handle, _ffi.cast("float*", out.__array_interface__["data"][0]), count)
+    return out[:got]
+
+
+def _sf_read(src: str | IO[bytes], seek_time: float, duration: float, is_mp3: bool) -> tuple[np.ndarray, int]:
+    """Read ``duration`` s (all if <= 0) from ``seek_time`` with one open -> ([T, C] float32 array, sample rate)."""
     with soundfile.SoundFile(src) as sf:
-        total = sf.frames
+        sample_rate, total = sf.samplerate, sf.frames
+        start = int(round(seek_time * sample_rate))
+        frames = int(round(duration * sample_rate)) if duration > 0 else -1
         remaining = max(0, total - start)
         count = remaining if frames < 0 else min(frames, remaining)
         if count == 0:
-            return np.zeros((0, sf.channels), dtype=np.float32), sf.samplerate, total
+            return np.zeros((0, sf.channels), dtype=np.float32), sample_rate
         if is_mp3:
             aligned = start - start % _MP3_BLOCK
             skip = start - aligned
             to_read = -(-(skip + count) // _MP3_BLOCK) * _MP3_BLOCK
             if aligned:
                 sf.seek(aligned)
-            data = sf.read(to_read, dtype="float32", always_2d=True)[skip:skip + count]
+            data = _read_frames(sf, to_read)[skip:skip + count]
         else:
             if start:
                 sf.seek(start)
-            data = sf.read(count, dtype="float32", always_2d=True)
+            data = _read_frames(sf, count)
         if data.shape[0] < count:
             raise AudioFileError(f"truncated: header announces {total} frames but reading {count} frames from "
                                  f"frame {start} returned only {data.shape[0]}")
-        return data, sf.samplerate, total
+        return data, sample_rate
 
 
 def audio_read(filepath: PathLike, seek_time: float = 0.0, duration: float = -1.0, pad: bool = False,
@@ -167,13 +186,7 @@ def audio_read(filepath: PathLike, seek_time: float = 0.0, duration: float = -1.
     with _opened(filepath, zip_cache) as src:
         try:
             if use_sf:
-                with soundfile.SoundFile(src) as probe:
-                    sample_rate = probe.samplerate
-                if not isinstance(src, str):
-                    src.seek(0)
-                start = int(round(seek_time * sample_rate))
-                frames = int(round(duration * sample_rate)) if duration > 0 else -1
-                data, sample_rate, _ = _sf_read(src, start, frames, _suffix(filepath) == ".mp3")
+                data, sample_rate = _sf_read(src, seek_time, duration, _suffix(filepath) == ".mp3")
                 wav = torch.from_numpy(np.ascontiguousarray(data.T))
             else:
                 wav, sample_rate = av_read(src, seek_time, duration)
