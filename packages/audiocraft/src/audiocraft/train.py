@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 _SPLITS = ("train", "valid", "evaluate", "generate")
 
+# Hydra 1.3 warns on every composition that version_base 1.1 is deprecated; upstream configs need 1.1.
+warnings.filterwarnings("ignore", message=r"\s*version_base=\"1\.1\" selects Hydra 1\.1 compatibility")
+
 
 class ConfigError(ValueError):
     """A configuration problem found before any work starts."""
@@ -230,8 +233,6 @@ def _friendly_config_errors(get_xp: tp.Callable) -> tp.Callable:
     return _get_xp
 
 
-# Hydra 1.3 warns on every composition that version_base 1.1 is deprecated; upstream configs need 1.1.
-warnings.filterwarnings("ignore", message=r".*version_base=\"1\.1\" selects Hydra 1\.1 compatibility")
 main.get_xp = _friendly_config_errors(main.get_xp)  # type: ignore[method-assign]
 main.dora.dir = get_environment().get_dora_dir()
 main._base_cfg.slurm = get_slurm_parameters(main._base_cfg.slurm, get_environment())
