@@ -42,3 +42,38 @@ def test_unimplemented_methods_say_so() -> None:
         Empty().update()
     with pytest.raises(NotImplementedError, match="compute"):
         Empty().compute()
+
+
+class RunningMean(Metric):
+    """A wrong metric: it stores an average, which does not add up across workers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("mean", torch.tensor(0.0, dtype=torch.float64))
+        self.add_state("batches", torch.tensor(0))
+
+    def update(self, x: torch.Tensor) -> None:
+        self.batches += 1
+        self.mean += (x.mean() - self.mean) / self.batches
+
+    def compute(self) -> float:
+        return float(self.reduced_states()["mean"])
+
+
+def test_contract_catches_states_that_do_not_add_up() -> None:
+    from audiocraft.metrics.testing import MetricContract
+
+    class Good(MetricContract):
+        def make_metric(self) -> Metric:
+            return Mean()
+
+        def batches(self) -> list:
+            return [(torch.tensor([1.0, 2.0]),), (torch.tensor([6.0]),)]
+
+    class Bad(Good):
+        def make_metric(self) -> Metric:
+            return RunningMean()
+
+    Good().test_states_add_up_across_workers()
+    with pytest.raises(AssertionError):
+        Bad().test_states_add_up_across_workers()

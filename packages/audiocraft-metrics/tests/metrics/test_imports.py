@@ -7,7 +7,7 @@ import pytest
 import audiocraft.metrics as metrics
 
 MODULES = ["_audio", "_base", "builders", "chroma", "chroma_cosinesim", "clap_consistency", "embeddings", "fad",
-           "fad_stats", "kld", "pesq", "rvm", "sisnr", "spectral", "visqol"]
+           "fad_stats", "kld", "pesq", "rvm", "sisnr", "spectral", "testing", "visqol"]
 FORBIDDEN = ["hydra", "dora", "flashy", "omegaconf", "audiocraft.models", "audiocraft.solvers", "audiocraft.losses",
              "audiocraft.conditioners", "laion_clap", "hear21passt", "transformers", "pesq"]
 
