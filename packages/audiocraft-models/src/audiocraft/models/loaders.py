@@ -38,6 +38,7 @@ __all__ = [
 
 PRETRAINED_PREFIX = "//pretrained/"
 COMPRESSION_FILENAME = "compression_state_dict.bin"
+NAMED_MODELS = frozenset(["debug_compression_model", "dac_44khz", "dac_24khz", "dac_16khz"])
 OWN_VERSION_PREFIX = "audiocraft-models/"
 
 
@@ -258,6 +259,9 @@ def load_compression_model(file_or_url_or_id: str | Path, device: torch.device |
         CheckpointError: the source cannot be read or does not fit the architecture of its config.
     """
     source = str(file_or_url_or_id)
+    resolved = resolve_pretrained(source, pretrained_dir)
+    if resolved in NAMED_MODELS and not Path(resolved).exists():
+        return CompressionModel.get_pretrained(resolved, device=device)
     pkg = load_compression_model_ckpt(source, cache_dir=cache_dir, device="cpu", pretrained_dir=pretrained_dir)
     if "pretrained" in pkg:
         return CompressionModel.get_pretrained(pkg["pretrained"], device=device)

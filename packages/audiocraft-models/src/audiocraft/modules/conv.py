@@ -225,8 +225,15 @@ class StreamableConv1d(StreamingModule):
         _require_causal(self, self.causal)
         kernel, stride, padding_total = self._geometry
         previous = self._streaming_state.get("previous")
-        if previous is None:  # first chunk: the same left padding as offline
-            x = pad1d(x, (padding_total, 0), mode=self.pad_mode)
+        if previous is None:
+            pending = self._streaming_state.pop("pending", None)
+            if pending is not None:
+                x = torch.cat([pending, x], dim=-1)
+            if self.pad_mode == "reflect" and x.shape[-1] <= padding_total:
+                # Reflect padding needs more samples than the padding to match offline: wait for them.
+                self._streaming_state["pending"] = x
+                return x.new_zeros(x.shape[0], self.conv.conv.out_channels, 0)
+            x = pad1d(x, (padding_total, 0), mode=self.pad_mode)  # first chunk: the same left padding as offline
         else:
             x = torch.cat([previous, x], dim=-1)
         n_frames = max(0, (x.shape[-1] - kernel) // stride + 1)
@@ -238,6 +245,13 @@ class StreamableConv1d(StreamingModule):
     def flush(self, x: torch.Tensor | None = None) -> torch.Tensor | None:
         """Process ``x`` then emit the last, partially filled window(s) padded as offline would."""
         outputs = [] if x is None else [self(x)]
+        pending = self._streaming_state.pop("pending", None)
+        if pending is not None:  # the whole stream was shorter than the padding: do what offline does
+            self._is_streaming = False
+            try:
+                outputs.append(self(pending))
+            finally:
+                self._is_streaming = True
         previous = self._streaming_state.get("previous")
         kernel, stride, padding_total = self._geometry
         if previous is not None and previous.shape[-1] > padding_total:
@@ -299,6 +313,8 @@ class StreamableConvTranspose1d(StreamingModule):
     def _stream(self, x: torch.Tensor) -> torch.Tensor:
         _require_causal(self, self.causal)
         stride = self.convtr.convtr.stride[0]
+        if x.shape[-1] == 0:
+            return x.new_zeros(x.shape[0], self.convtr.convtr.out_channels, 0)
         y = self.convtr(x)
         partial = self._streaming_state.get("partial")
         first = "started" not in self._streaming_state

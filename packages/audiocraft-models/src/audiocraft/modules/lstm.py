@@ -30,6 +30,8 @@ class StreamableLSTM(StreamingModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, T] -> [B, C, T]."""
+        if x.shape[-1] == 0:  # an empty streaming chunk: nothing to do, state unchanged
+            return x
         x = x.permute(2, 0, 1)
         if self._is_streaming and "h" in self._streaming_state:
             # The state is stored batch first, as the streaming API asks.

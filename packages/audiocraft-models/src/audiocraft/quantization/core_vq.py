@@ -109,7 +109,10 @@ class EuclideanCodebook(nn.Module):
             return
         embed, cluster_size = kmeans(data, self.codebook_size, self.kmeans_iters)
         self.embed.data.copy_(embed)
-        self.embed_avg.data.copy_(embed)
+        # `embed_avg` is the EMA of the sums of the vectors assigned to each code, so that
+        # embed = embed_avg / cluster_size. Upstream stored the means here, which made the first EMA update divide
+        # every code by its cluster size; storing the sums keeps the k-means codes.
+        self.embed_avg.data.copy_(embed * cluster_size[:, None])
         self.cluster_size.data.copy_(cluster_size)
         self.inited.data.fill_(1.0)
         _distrib.broadcast_tensors(self.buffers())

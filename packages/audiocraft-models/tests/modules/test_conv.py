@@ -1,0 +1,89 @@
+"""Normalised convolutions: upstream geometry, weight norm layouts and folding."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from audiocraft.modules import NormConv2d, StreamableConv1d, StreamableConvTranspose1d, pad1d
+from audiocraft.modules.weight_norm import has_weight_norm, remove_weight_norm
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("length", [37, 40, 41])
+def test_conv_pair_rebuilds_ceil_length(causal: bool, length: int) -> None:
+    down = StreamableConv1d(1, 4, kernel_size=8, stride=4, causal=causal)
+    up = StreamableConvTranspose1d(4, 1, kernel_size=8, stride=4, causal=causal)
+    y = up(down(torch.randn(2, 1, length)))
+    assert down(torch.randn(2, 1, length)).shape[-1] == -(-length // 4)
+    assert y.shape[-1] == 4 * -(-length // 4)
+
+
+def test_weight_norm_keys_match_torch_and_upstream() -> None:
+    conv = StreamableConv1d(2, 3, kernel_size=5, norm="weight_norm")
+    keys = sorted(conv.state_dict())
+    assert keys == ["conv.conv.bias", "conv.conv.weight_g", "conv.conv.weight_v"]
+    assert conv.state_dict()["conv.conv.weight_g"].shape == (3, 1, 1)
+    convtr = StreamableConvTranspose1d(4, 2, kernel_size=6, stride=3, norm="weight_norm")
+    assert convtr.state_dict()["convtr.convtr.weight_g"].shape == (4, 1, 1)  # dim 0 = input channels
+
+
+def test_torch_parametrization_state_dict_loads_and_computes_the_same() -> None:
+    torch.manual_seed(0)
+    reference = nn.utils.parametrizations.weight_norm(nn.Conv1d(2, 3, 5))
+    with torch.no_grad():  # make g differ from ||v||
+        reference.parametrizations.weight.original0.mul_(1.7)
+    ours = StreamableConv1d(2, 3, kernel_size=5, norm="weight_norm", causal=True)
+    missing = ours.conv.conv.load_state_dict(reference.state_dict(), strict=True)
+    assert not missing.missing_keys
+    x = torch.randn(1, 2, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.conv.conv(x), reference(x), atol=1e-6, rtol=0)
+
+
+def test_fold_and_load_folded_weights() -> None:
+    torch.manual_seed(0)
+    conv = StreamableConv1d(2, 3, kernel_size=5, norm="weight_norm")
+    x = torch.randn(1, 2, 20)
+    with torch.no_grad():
+        expected = conv(x)
+    folded = copy.deepcopy(conv)
+    remove_weight_norm(folded.conv.conv)
+    assert not has_weight_norm(folded.conv.conv)
+    assert sorted(folded.state_dict()) == ["conv.conv.bias", "conv.conv.weight"]
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), expected, atol=1e-6, rtol=0)
+    fresh = StreamableConv1d(2, 3, kernel_size=5, norm="weight_norm")
+    fresh.load_state_dict(folded.state_dict())  # folded layout accepted by a weight-normed module
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), expected, atol=1e-6, rtol=0)
+
+
+def test_weight_norm_trains() -> None:
+    conv = StreamableConv1d(1, 2, kernel_size=3, norm="weight_norm")
+    conv(torch.randn(1, 1, 10)).sum().backward()
+    assert conv.conv.conv.weight_g.grad is not None and conv.conv.conv.weight_v.grad is not None
+    copy.deepcopy(conv)  # no leftover non-leaf tensor after forward
+
+
+def test_norm_choices_and_errors() -> None:
+    conv = StreamableConv1d(2, 4, kernel_size=3, norm="time_group_norm")
+    assert isinstance(conv.conv.norm, nn.GroupNorm)
+    with pytest.raises(ValueError, match="cannot be causal"):
+        StreamableConv1d(2, 4, kernel_size=3, norm="time_group_norm", causal=True)
+    with pytest.raises(ValueError, match="expected one of"):
+        StreamableConv1d(2, 4, kernel_size=3, norm="batch_norm")
+    spectral = NormConv2d(1, 2, (3, 3), norm="spectral_norm")
+    assert "conv.weight_orig" in spectral.state_dict()
+    with pytest.raises(ValueError, match="trim_right_ratio"):
+        StreamableConvTranspose1d(2, 2, kernel_size=4, stride=2, causal=False, trim_right_ratio=0.5)
+
+
+def test_reflect_pad_of_short_input() -> None:
+    x = torch.arange(3.0)[None, None]
+    y = pad1d(x, (4, 4), mode="reflect")
+    assert y.shape[-1] == 11
+    assert torch.equal(y[..., 4:7], x)
