@@ -93,6 +93,8 @@ def test_fad_matches_statistics_of_the_embeddings(tmp_path) -> None:
     reuse = FrechetAudioDistanceMetric(model, reference_stats=tmp_path / "fad_ref.pt")
     reuse.update(preds, sample_rates=8000)
     assert reuse.compute() == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="another model"):
+        FrechetAudioDistanceMetric(model, embedding_dim=5, reference_stats=tmp_path / "fad_ref.pt")
 
 
 def test_fad_callable_resampling_and_variable_lengths() -> None:

@@ -217,6 +217,9 @@ class FrechetAudioDistanceMetric(Metric):
         dim = embedding_dim or model_attr(embedding_model, "embedding_dim", None)
         if dim is None and reference_stats is not None:
             dim = reference_stats.dim
+        if dim is not None and reference_stats is not None and int(dim) != reference_stats.dim:
+            raise ValueError(f"reference statistics have dimension {reference_stats.dim} but the embedding model "
+                             f"gives {dim}: they were computed with another model")
         self.embedding_dim: int | None = None
         if dim is not None:
             self._init_states(int(dim))
