@@ -150,3 +150,22 @@ def test_missing_train_split_is_an_error(tmp_path):
     cfg = make_cfg()
     with make_xp(tmp_path, cfg).enter(), pytest.raises(ValueError, match="'valid'"):
         NoValid(cfg)
+
+
+def test_tensorboard_profiler_and_autocast_flags(tmp_path):
+    cfg = make_cfg(**{"optim.epochs": 1, "logging.log_tensorboard": True, "profiler.enabled": True,
+                      "autocast": True, "autocast_dtype": "bfloat16"})
+    solver = run_training(tmp_path, cfg)
+    assert list(solver.folder.rglob("events.out.tfevents*")), "tensorboard events expected"
+    assert list((solver.folder / "profiler_trace").glob("*.json")), "profiler trace expected"
+    assert solver.history[0]["train"]["loss"] > 0
+    # autocast keeps a bfloat16 best state
+    state = load_checkpoint(solver.checkpoint_path())
+    assert state["best_state"]["model"]["0.weight"].dtype == torch.bfloat16
+
+
+def test_fsdp_needs_cuda(tmp_path):
+    from audiocraft.optim import fsdp
+    with pytest.raises(ValueError, match="fsdp.use=true needs CUDA"):
+        fsdp.wrap_with_fsdp(True, "cpu", torch.nn.Linear(2, 2))
+    assert isinstance(fsdp.wrap_with_fsdp(False, "cpu", torch.nn.Linear(2, 2)), torch.nn.Linear)

@@ -132,60 +132,30 @@ def get_ema(module_dict: nn.ModuleDict, cfg: DictConfig) -> optim.ModuleDictEMA 
     return optim.ModuleDictEMA(module_dict, decay=kw.pop("decay", 0.999), device=kw.pop("device", None))
 
 
+# Upstream exposed the loss and adversary builders here; they are owned by audiocraft.losses and
+# audiocraft.adversarial, and re-exposed under their upstream names.
 def get_loss(loss_name: str, cfg: DictConfig) -> nn.Module:
-    """Loss module ``loss_name`` built with the config section of the same name."""
-    from .. import losses
-    klass = {
-        "l1": torch.nn.L1Loss,
-        "l2": torch.nn.MSELoss,
-        "mel": "MelSpectrogramL1Loss",
-        "mrstft": "MRSTFTLoss",
-        "msspec": "MultiScaleMelSpectrogramLoss",
-        "sisnr": "SISNR",
-    }
-    if loss_name not in klass:
-        raise ValueError(f"unknown loss {loss_name!r}; expected one of {sorted(klass)}")
-    target = klass[loss_name]
-    factory = getattr(losses, target) if isinstance(target, str) else target
-    return factory(**dict_from_config(cfg.get(loss_name) or {}))
+    """Loss ``loss_name`` built with the config section of the same name (see `audiocraft.losses.builders`)."""
+    from ..losses.builders import get_loss as _get_loss
+    return _get_loss(loss_name, cfg)
 
 
 def get_balancer(loss_weights: dict[str, float], cfg: DictConfig) -> tp.Any:
-    """Loss balancer from the ``balancer`` section."""
-    from .. import losses
-    return losses.Balancer(loss_weights, **dict_from_config(cfg))
+    """Loss balancer from the ``balancer`` section (see `audiocraft.losses.builders`)."""
+    from ..losses.builders import get_balancer as _get_balancer
+    return _get_balancer(loss_weights, cfg)
 
 
 def get_adversary(name: str, cfg: DictConfig) -> nn.Module:
-    """Discriminator ``name`` (msd, mpd, msstftd) built with the config section of the same name."""
-    from .. import adversarial
-    klass = {"msd": "MultiScaleDiscriminator", "mpd": "MultiPeriodDiscriminator",
-             "msstftd": "MultiScaleSTFTDiscriminator"}
-    if name not in klass:
-        raise ValueError(f"unknown adversary {name!r}; expected one of {sorted(klass)}")
-    return getattr(adversarial, klass[name])(**dict_from_config(cfg.get(name) or {}))
+    """Discriminator ``name`` (msd, mpd, msstftd), see `audiocraft.adversarial.builders`."""
+    from ..adversarial.builders import get_adversary as _get_adversary
+    return _get_adversary(name, cfg)
 
 
 def get_adversarial_losses(cfg: DictConfig) -> nn.ModuleDict:
-    """One adversarial loss (discriminator + its optimizer) per name of ``adversarial.adversaries``."""
-    from .. import adversarial
-    adv_cfg = cfg.adversarial
-    adv_loss_name = adv_cfg["adv_loss"]
-    feat_loss_name = adv_cfg.get("feat_loss")
-    normalize = adv_cfg.get("normalize", True)
-    feat_loss = None
-    if feat_loss_name:
-        if feat_loss_name not in ("l1", "l2"):
-            raise ValueError(f"adversarial.feat_loss must be 'l1' or 'l2', got {feat_loss_name!r}")
-        feat_loss = adversarial.FeatureMatchingLoss(get_loss(feat_loss_name, cfg), normalize)
-    losses = nn.ModuleDict()
-    for adv_name in adv_cfg.get("adversaries", []):
-        adversary = get_adversary(adv_name, cfg).to(cfg.device)
-        losses[adv_name] = adversarial.AdversarialLoss(
-            adversary, get_optimizer(adversary.parameters(), cfg.optim),
-            loss=adversarial.get_adv_criterion(adv_loss_name), loss_real=adversarial.get_real_criterion(adv_loss_name),
-            loss_fake=adversarial.get_fake_criterion(adv_loss_name), loss_feat=feat_loss, normalize=normalize)
-    return losses
+    """One adversarial loss (discriminator + its optimizer from ``optim``) per ``adversarial.adversaries``."""
+    from ..adversarial.builders import get_adversarial_losses as _get_adversarial_losses
+    return _get_adversarial_losses(cfg, get_optimizer)
 
 
 def get_visqol(cfg: DictConfig) -> tp.Any:
@@ -213,7 +183,10 @@ def get_audio_datasets(cfg: DictConfig, dataset_type: DatasetType = DatasetType.
     splits_cfg = {split: dataset_cfg.pop(split, None) or {} for split in ("train", "valid", "evaluate", "generate")}
     execute_only = cfg.get("execute_only", None)
     klass = _import(_DATASETS[dataset_type])
-    accepted = inspect.signature(klass.from_meta).parameters
+    # from_meta forwards its keyword arguments to __init__: accept what either declares.
+    signatures = [inspect.signature(klass.from_meta).parameters, inspect.signature(klass).parameters]
+    accepted = {name for params in signatures for name in params}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signatures[1].values())
     dataloaders: dict[str, torch.utils.data.DataLoader] = {}
     for split, path in cfg.datasource.items():
         if not isinstance(path, str) or split not in splits_cfg:
@@ -230,8 +203,7 @@ def get_audio_datasets(cfg: DictConfig, dataset_type: DatasetType = DatasetType.
         shuffle = kwargs.get("shuffle", False)
         if environment is not None and "path_mapper" in accepted:
             kwargs["path_mapper"] = environment.apply_dataset_mappers
-        dropped = [k for k in kwargs if k not in accepted and not any(
-            p.kind is p.VAR_KEYWORD for p in accepted.values())]
+        dropped = [] if takes_any else [k for k in kwargs if k not in accepted]
         for key in dropped:
             logger.debug("dataset.%s is not an argument of %s.from_meta, ignored", key, klass.__name__)
             kwargs.pop(key)
