@@ -179,14 +179,18 @@ def main() -> int:
             speed = segments_per_second(readers, args.segments)
             ours, full, upstream = speed["ours"], speed["full"], speed.get("upstream", float("nan"))
             print(f"{fmt:6} {ours:16.1f} {upstream:18.1f} {full:12.1f} {ours / upstream:11.1f}x {ours / full:7.1f}x")
-            start = time.perf_counter()
-            scanned, failures = scan_audio_files(Path(tmp) / fmt, exts=[f".{fmt}"], workers=args.workers)
-            build = len(scanned) / (time.perf_counter() - start)
-            assert len(scanned) == args.num_files and not failures
-            up_build = float("nan")
-            if has_av:
+            build = up_build = 0.0
+            for _ in range(3):  # best of 3, interleaved
                 start = time.perf_counter()
-                up_build = upstream_scan(Path(tmp) / fmt, f".{fmt}", args.workers) / (time.perf_counter() - start)
+                scanned, failures = scan_audio_files(Path(tmp) / fmt, exts=[f".{fmt}"], workers=args.workers)
+                build = max(build, len(scanned) / (time.perf_counter() - start))
+                assert len(scanned) == args.num_files and not failures
+                if has_av:
+                    start = time.perf_counter()
+                    count = upstream_scan(Path(tmp) / fmt, f".{fmt}", args.workers)
+                    up_build = max(up_build, count / (time.perf_counter() - start))
+            if not has_av:
+                up_build = float("nan")
             rows.append((fmt, build, up_build))
             shutil.rmtree(Path(tmp) / fmt)
     print(f"\nmanifest build, {args.workers} workers (files/s):")

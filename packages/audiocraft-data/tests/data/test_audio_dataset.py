@@ -147,3 +147,23 @@ def test_dataloader_workers_are_deterministic(manifest):
     loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2, collate_fn=ds.collater)
     (batch,) = list(loader)
     assert torch.equal(batch, ref)
+
+
+def test_upstream_entry_points(manifest):
+    ds = AudioDataset.from_path(manifest, segment_duration=0.5, num_samples=3, sample_rate=16000, channels=1,
+                                return_info=True, shuffle_seed=1)
+    assert len(ds.meta) == 6
+    ds.start_epoch(4)
+    assert ds.current_epoch == 4
+    other = AudioDataset.from_meta(manifest, segment_duration=0.5, num_samples=3, sample_rate=16000, channels=1,
+                                   return_info=True, shuffle_seed=1, check_paths=False)
+    other.set_epoch(4)
+    assert [(i.meta.path, i.seek_time) for _, i in (other[k] for k in range(3))] == \
+        [(i.meta.path, i.seek_time) for _, i in (ds[k] for k in range(3))]
+
+
+def test_load_wav_false_gives_silence_of_the_right_shape(manifest):
+    ds = AudioDataset.from_meta(manifest, segment_duration=0.5, num_samples=2, sample_rate=8000, channels=2,
+                                load_wav=False, return_info=True)
+    wav, info = ds[0]
+    assert wav.shape == (2, 4000) and wav.abs().max() == 0 and info.n_frames == 4000

@@ -243,8 +243,8 @@ def scan_audio_files(root: str | os.PathLike[str], exts: Sequence[str] = DEFAULT
     for dirpath, _, names in os.walk(root, followlinks=True):
         for name in names:
             if Path(name).suffix.lower() in wanted:
-                full = Path(dirpath) / name
-                files.append(str(full.resolve() if resolve else full))
+                full = os.path.join(dirpath, name)
+                files.append(os.path.realpath(full) if resolve else full)
     files.sort()
 
     def _one(file_path: str) -> AudioMeta | tuple[str, str]:

@@ -143,8 +143,9 @@ def render_note(instrument: str, freq: float, n: int, sr: int, rng: np.random.Ge
     if instrument == "pluck":
         return 0.9 * _pluck(freq, n, sr, rng) * _envelope(n, sr, 0.001, 0.03)
     if instrument == "organ":
-        tone = sum(w * np.sin(2 * math.pi * freq * h * t) for h, w in ((1, 1.0), (2, 0.6), (3, 0.4), (4, 0.25),
-                                                                         (6, 0.15), (8, 0.1)))
+        tone = np.zeros(n)
+        for h, w in ((1, 1.0), (2, 0.6), (3, 0.4), (4, 0.25), (6, 0.15), (8, 0.1)):  # drawbars
+            tone += w * np.sin(2 * math.pi * freq * h * t)
         return 0.45 * tone * _envelope(n, sr, 0.01, 0.05)
     if instrument == "pad":
         return 0.5 * _additive(freq, n, sr, False, brightness=0.25, detune=10.0) * _envelope(n, sr, 0.25, 0.3)

@@ -58,11 +58,7 @@ class AudioFileInfo:
 
 
 def _suffix(path: PathLike) -> str:
-    if isinstance(path, PathInZip):
-        return path.suffix.lower()
-    if is_zip_path(path):
-        return PathInZip(str(path)).suffix.lower()
-    return Path(path).suffix.lower()
+    return os.path.splitext(str(path))[1].lower()  # also right for 'archive.zip:inner/file.wav'
 
 
 @contextlib.contextmanager
@@ -72,9 +68,7 @@ def _opened(path: PathLike, zip_cache: ZipArchiveCache | None) -> Iterator[str |
         with open_file_in_zip(str(path), cache=zip_cache) as fileobj:
             yield fileobj
         return
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"audio file not found: {path}")
-    yield str(path)
+    yield str(path)  # existence is checked only when opening fails (see _fail)
 
 
 def _use_soundfile(path: PathLike) -> bool:
@@ -87,7 +81,9 @@ def _use_soundfile(path: PathLike) -> bool:
     return False
 
 
-def _fail(path: PathLike, exc: BaseException, use_sf: bool) -> AudioFileError:
+def _fail(path: PathLike, exc: BaseException, use_sf: bool) -> Exception:
+    if not is_zip_path(path) and not os.path.isfile(str(path)):
+        return FileNotFoundError(f"audio file not found: {path}")
     hint = ""
     if use_sf and _suffix(path) not in SOUNDFILE_EXTS:
         hint = " (formats other than wav/flac/ogg/mp3 need PyAV: pip install 'audiocraft-data[av]')"
@@ -110,13 +106,13 @@ def audio_info(filepath: PathLike, zip_cache: ZipArchiveCache | None = None) -> 
     with _opened(filepath, zip_cache) as src:
         try:
             if use_sf:
-                info = soundfile.info(src)
-                return AudioFileInfo(int(info.samplerate), float(info.frames) / info.samplerate,
-                                     int(info.channels), int(info.frames))
+                with soundfile.SoundFile(src) as sf:
+                    return AudioFileInfo(sf.samplerate, sf.frames / sf.samplerate, sf.channels, sf.frames)
             sample_rate, frames, channels = av_info(src)
             return AudioFileInfo(sample_rate, frames / sample_rate, channels, frames)
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
-            raise _fail(filepath, exc, use_sf) from exc
+            error = _fail(filepath, exc, use_sf)
+            raise error from (None if isinstance(error, FileNotFoundError) else exc)
 
 
 def _read_frames(sf: soundfile.SoundFile, count: int) -> np.ndarray:
@@ -193,7 +189,8 @@ def audio_read(filepath: PathLike, seek_time: float = 0.0, duration: float = -1.
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
             if isinstance(exc, AudioFileError) and str(filepath) in str(exc):
                 raise
-            raise _fail(filepath, exc, use_sf) from exc
+            error = _fail(filepath, exc, use_sf)
+            raise error from (None if isinstance(error, FileNotFoundError) else exc)
     if pad and duration > 0:
         target = int(round(duration * sample_rate))
         if wav.shape[-1] < target:

@@ -299,7 +299,8 @@ class AudioDataset:
     def from_meta(cls, root: str | os.PathLike[str], **kwargs: Any) -> "AudioDataset":
         """Build from a manifest file, or a folder holding ``data.jsonl`` or ``data.jsonl.gz``.
 
-        ``path_mapper`` (if given) is applied before the paths are checked.
+        ``path_mapper`` (if given) is applied before the paths are checked; ``check_paths=False`` skips the
+        existence check of every file (faster for huge manifests on network file systems).
         """
         root = Path(root)
         if root.is_dir():
@@ -309,7 +310,8 @@ class AudioDataset:
                     break
             else:
                 raise ValueError(f"no manifest in {root}: expected data.jsonl or data.jsonl.gz")
-        meta = load_audio_meta(root, path_mapper=kwargs.pop("path_mapper", None))
+        meta = load_audio_meta(root, path_mapper=kwargs.pop("path_mapper", None),
+                               check_paths=kwargs.pop("check_paths", True))
         return cls(meta, **kwargs)
 
     @classmethod

@@ -164,9 +164,9 @@ def normalize_audio(wav: torch.Tensor, normalize: bool = True, strategy: str = "
         wav = normalize_loudness(wav, sample_rate, loudness_headroom_db, loudness_compressor)
         wav = _clip_wav(wav, log_clipping, stem_name)
     elif strategy in ("none", ""):
-        peak = wav.abs().max().item() if wav.numel() else 0.0
-        if peak > 1:
-            raise ValueError(f"{stem_name or 'audio'} has peak {peak:.3f} > 1 and strategy 'none' would clip it; "
+        top = wav.abs().max().item() if wav.numel() else 0.0
+        if top > 1:
+            raise ValueError(f"{stem_name or 'audio'} has peak {top:.3f} > 1 and strategy 'none' would clip it; "
                              "use strategy 'peak', 'clip', 'rms' or 'loudness'")
     else:
         raise ValueError(f"unknown normalisation strategy {strategy!r}; expected one of {list(NORMALIZE_STRATEGIES)}")

@@ -157,7 +157,8 @@ class SoundDataset(InfoAudioDataset):
 
     def collater(self, samples: list[Any]) -> tuple[torch.Tensor, list[SoundInfo]]:  # type: ignore[override]
         """Batch items, then mix pairs of them with probability ``aug_p`` (reproducibly for a given batch)."""
-        wav, infos = super().collater(samples)  # type: ignore[misc]
+        wav, segment_infos = super().collater(samples)  # type: ignore[misc]
+        infos: list[SoundInfo] = list(segment_infos)  # type: ignore[arg-type]  # items are SoundInfo
         if self.aug_p > 0:
             key = "|".join(f"{i.meta.path}@{i.seek_time:.6f}" for i in infos)
             seed = int.from_bytes(hashlib.sha256(f"{self.shuffle_seed}:{key}".encode()).digest()[:8], "little") >> 1
