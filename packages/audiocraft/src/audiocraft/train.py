@@ -29,6 +29,8 @@ _SPLITS = ("train", "valid", "evaluate", "generate")
 
 # Hydra 1.3 warns on every composition that version_base 1.1 is deprecated; upstream configs need 1.1.
 warnings.filterwarnings("ignore", message=r"\s*version_base=\"1\.1\" selects Hydra 1\.1 compatibility")
+# config.yaml adds $AUDIOCRAFT_EXTRA_CONFIG to the search path; when unset it points to /nonexistent.
+warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=/nonexistent is not available")
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,45 @@
+"""Config preparation in audiocraft.train: per-worker batch size, //reference values, dataset paths, device."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from audiocraft.environment import AudioCraftEnvironment
+
+
+@pytest.fixture
+def train(monkeypatch, tmp_path):
+    monkeypatch.setenv("DORA_PACKAGE", "audiocraft")
+    monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(tmp_path / "dora"))
+    from audiocraft import train as module
+    return module
+
+
+def test_split_batch_size(train, monkeypatch):
+    cfg = OmegaConf.create({"dataset": {"batch_size": 8, "train": {}, "evaluate": {"batch_size": 4}}})
+    monkeypatch.setattr(train.flashy.distrib, "world_size", lambda: 2)
+    train.split_batch_size(cfg)
+    assert cfg.dataset.batch_size == 4 and cfg.dataset.evaluate.batch_size == 2
+    bad = OmegaConf.create({"dataset": {"batch_size": 3}})
+    with pytest.raises(train.ConfigError, match="dataset.batch_size=3 is the global batch size"):
+        train.split_batch_size(bad)
+
+
+def test_reference_and_dataset_paths(train, tmp_path, monkeypatch):
+    (tmp_path / "ref" / "manifests").mkdir(parents=True)
+    env = AudioCraftEnvironment(environ={"AUDIOCRAFT_REFERENCE_DIR": str(tmp_path / "ref"),
+                                         "AUDIOCRAFT_DORA_DIR": str(tmp_path / "dora")})
+    cfg = OmegaConf.create({"datasource": {"train": "//reference/manifests", "valid": "egs/example/valid",
+                                           "max_channels": 2},
+                            "continue_from": "//reference/manifests", "device": "auto"})
+    train.resolve_reference_paths(cfg, env)
+    monkeypatch.chdir(tmp_path)
+    train.resolve_config_dset_paths(cfg)
+    train.resolve_device(cfg)
+    assert cfg.datasource.train == str(tmp_path / "ref" / "manifests") == cfg.continue_from
+    assert cfg.datasource.valid == str(tmp_path / "egs" / "example" / "valid")
+    assert cfg.device in ("cpu", "cuda")
+    missing = OmegaConf.create({"datasource": {"train": "//reference/x"}})
+    with pytest.raises(train.ConfigError, match="config key datasource.train"):
+        train.resolve_reference_paths(missing, AudioCraftEnvironment(environ={"AUDIOCRAFT_CLUSTER": "default"}))
