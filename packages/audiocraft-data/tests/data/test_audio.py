@@ -38,6 +38,17 @@ def test_seek_reads_exact_samples(tone, tmp_path, fmt, sr):
         assert torch.equal(seg, full[:, start:start + seg.shape[-1]]), (fmt, seek)
 
 
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])
+def test_seek_near_the_end(tone, tmp_path, fmt):
+    sr = 44100
+    path = audio_write(tmp_path / "x", tone(2.0, sr, 2), sr, format=fmt)
+    full, _ = audio_read(path)
+    for seek in [1.9, 1.999, 1.99995]:
+        seg, _ = audio_read(path, seek_time=seek, duration=0.3)
+        start = int(round(seek * sr))
+        assert torch.equal(seg, full[:, start:]), (fmt, seek)
+
+
 def test_pad_and_end_of_file(tone, tmp_path):
     sr = 16000
     path = audio_write(tmp_path / "x", tone(1.0, sr), sr, format="wav")
