@@ -43,3 +43,17 @@ def test_reference_and_dataset_paths(train, tmp_path, monkeypatch):
     missing = OmegaConf.create({"datasource": {"train": "//reference/x"}})
     with pytest.raises(train.ConfigError, match="config key datasource.train"):
         train.resolve_reference_paths(missing, AudioCraftEnvironment(environ={"AUDIOCRAFT_CLUSTER": "default"}))
+
+
+def test_packaged_team_files_are_found_and_valid():
+    from audiocraft.environment import packaged_team_file
+    for team in ("default", "labs"):
+        path = packaged_team_file(team)
+        assert path is not None and path.name == f"{team}.yaml"
+        env = AudioCraftEnvironment(team=team, cluster="default", environ={"USER": "alice"})
+        assert env.get_slurm_partitions() == "debug"
+    labs = AudioCraftEnvironment(team="labs", cluster="fair", environ={"USER": "alice"})
+    assert labs.get_slurm_partitions(["global", "team"]) == "learnlab,learnlab"
+    assert labs.apply_dataset_mappers("/datasets01/datasets01/x.wav") == "/datasets01/x.wav"
+    with pytest.raises(FileNotFoundError, match="config/teams/nope.yaml"):
+        AudioCraftEnvironment(team="nope", environ={})

@@ -104,7 +104,7 @@ class AudioCraftEnvironment:
                                  f"defined clusters: {sorted(self.config.keys())}")  # type: ignore[type-var]
             self.cluster: str = explicit
         else:
-            detected = guess_cluster(known)
+            detected = guess_cluster({str(k): v for k, v in known.items()})
             if detected not in self.config:
                 logger.info("Detected cluster %r has no section in %s, using 'default'", detected, self._where)
                 detected = "default"

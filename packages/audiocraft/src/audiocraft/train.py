@@ -19,6 +19,7 @@ import flashy
 import hydra
 import omegaconf
 from dora import XP, git_save, hydra_main
+from hydra.core.global_hydra import GlobalHydra
 
 from audiocraft.environment import AudioCraftEnvironment
 from audiocraft.utils.cluster import get_slurm_parameters
@@ -139,7 +140,7 @@ def get_solver_from_xp(xp: XP, override_cfg: dict | omegaconf.DictConfig | None 
                 solver.restore(load_best=load_best, ignore_state_keys=ignore_state_keys)
         return solver
     finally:
-        hydra.core.global_hydra.GlobalHydra.instance().clear()
+        GlobalHydra.instance().clear()
 
 
 def get_solver_from_sig(sig: str, *args: tp.Any, **kwargs: tp.Any) -> tp.Any:
@@ -188,7 +189,7 @@ def main(cfg: omegaconf.DictConfig) -> tp.Any:
     resolve_device(cfg)
     init_seed_and_system(cfg)
     log_name = f"{cfg.execute_only}.log.{{rank}}" if cfg.execute_only else "solver.log.{rank}"
-    flashy.setup_logging(level=str(cfg.logging.level).upper(), log_name=log_name)
+    flashy.setup_logging(level=str(cfg.logging.level).upper(), log_name=log_name)  # type: ignore[arg-type]
     import torch
     backend = "nccl" if str(cfg.device).startswith("cuda") and torch.cuda.is_available() else "gloo"
     flashy.distrib.init(backend=backend)

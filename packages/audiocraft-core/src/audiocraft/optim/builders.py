@@ -21,7 +21,7 @@ from .schedulers import (
     PolynomialDecayLRScheduler,
 )
 
-_OPTIMIZERS: dict[str, type[Optimizer]] = {
+_OPTIMIZERS: dict[str, tp.Callable[..., Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "dadam": DAdaptAdam,
@@ -61,7 +61,8 @@ def build_optimizer(params: nn.Module | tp.Iterable[torch.Tensor] | tp.Iterable[
     parameters = get_optim_parameter_groups(params) if isinstance(params, nn.Module) else params
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
-    return _OPTIMIZERS[optimizer](parameters, lr=lr, **kwargs)
+    factory: tp.Callable[..., Optimizer] = _OPTIMIZERS[optimizer]
+    return factory(parameters, lr=lr, **kwargs)
 
 
 def _step(optimizer: Optimizer, total_updates: int, step_size: int | None = None,

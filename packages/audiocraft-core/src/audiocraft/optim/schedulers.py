@@ -18,7 +18,7 @@ class _StepLRScheduler(LRScheduler):
         raise NotImplementedError
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        return [self._lr_at(base_lr, self.last_epoch) for base_lr in self.base_lrs]
+        return [self._lr_at(float(base_lr), self.last_epoch) for base_lr in self.base_lrs]
 
 
 class CosineLRScheduler(_StepLRScheduler):

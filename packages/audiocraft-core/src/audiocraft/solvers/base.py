@@ -29,7 +29,7 @@ from ..utils.utils import copy_state, dict_from_config, model_hash, set_loader_e
 from ._checkpointing import CheckpointMixin, _YamlConfigSource, plain_metrics
 
 
-class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):
+class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[misc]
     """Base solver with the ``train`` / ``valid`` / ``evaluate`` / ``generate`` stages.
 
     Args:
@@ -389,5 +389,5 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):
 
 def accepts_environment(klass: type) -> bool:
     """Whether ``klass(cfg, environment=...)`` is valid (solvers may keep upstream's ``__init__(cfg)``)."""
-    params = inspect.signature(klass.__init__).parameters.values()
+    params = inspect.signature(klass).parameters.values()
     return any(p.name == "environment" or p.kind is p.VAR_KEYWORD for p in params)

@@ -146,7 +146,7 @@ class CachedBatchLoader:
 
 
 def _collate(items: list[tuple]) -> list:
-    out = []
+    out: list = []
     for parts in zip(*items):
         if all(isinstance(p, torch.Tensor) for p in parts):
             out.append(torch.stack(parts))

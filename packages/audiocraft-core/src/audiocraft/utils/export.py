@@ -11,7 +11,7 @@ from __future__ import annotations
 import typing as tp
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from audiocraft.models.export import export_encodec, export_pretrained_compression_model, package_version
 
@@ -56,7 +56,8 @@ def export_checkpoint(training_checkpoint: str | Path, out_file: str | Path) -> 
     cfg_text = pkg.get("xp.cfg")
     if not isinstance(cfg_text, str):
         raise ValueError(f"training checkpoint {source} has no 'xp.cfg' YAML string")
-    solver = OmegaConf.create(cfg_text).get("solver")
+    cfg = OmegaConf.create(cfg_text)
+    solver = cfg.get("solver") if isinstance(cfg, DictConfig) else None
     if solver not in _EXPORTERS:
         raise ValueError(f"no exporter for solver {solver!r} of {source}; expected one of {sorted(_EXPORTERS)}")
     return Path(_EXPORTERS[solver](source, Path(out_file)))
