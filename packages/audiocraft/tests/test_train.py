@@ -90,7 +90,7 @@ def test_run_info_resume_clear_and_rerun_by_sig(env):
 
 
 @pytest.mark.integration
-def test_show_and_execute_only(env):
+def test_show_and_execute_only(env, monkeypatch):
     shown = dora(env, "run", "solver=tiny", "show=true")
     assert "Parameters: 49" in shown.stderr
     assert not any(list(f.glob("checkpoint*")) for f in xp_folders(env))
@@ -101,6 +101,15 @@ def test_show_and_execute_only(env):
     assert "Evaluate Summary" in only.stderr and "Train Summary" not in only.stderr
     needs_source = dora(env, "run", "solver=tiny", "execute_only=evaluate", "label=lonely", check=False)
     assert needs_source.returncode != 0 and "continue_from" in needs_source.stderr
+    # in a notebook: the solver of an XP, by signature, with its best state
+    for key in ("DORA_PACKAGE", "AUDIOCRAFT_DORA_DIR", "AUDIOCRAFT_EXTRA_CONFIG", "AUDIOCRAFT_EXTRA_SOLVERS"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.syspath_prepend(str(PLUGIN))
+    from audiocraft import train
+    monkeypatch.setattr(train.main.dora, "dir", Path(env["AUDIOCRAFT_DORA_DIR"]))
+    solver = train.get_eval_solver_from_sig(trained.name)
+    best = torch.load(trained / "checkpoint.th", weights_only=True)["best_state"]["model"]
+    assert torch.equal(solver.model.state_dict()["0.weight"], best["0.weight"]) and not solver.model.training
 
 
 @pytest.mark.integration

@@ -169,3 +169,17 @@ def test_fsdp_needs_cuda(tmp_path):
     with pytest.raises(ValueError, match="fsdp.use=true needs CUDA"):
         fsdp.wrap_with_fsdp(True, "cpu", torch.nn.Linear(2, 2))
     assert isinstance(fsdp.wrap_with_fsdp(False, "cpu", torch.nn.Linear(2, 2)), torch.nn.Linear)
+
+
+def test_execute_inplace_runs_in_the_xp_without_recording(tmp_path):
+    cfg = make_cfg(**{"optim.epochs": 1})
+    trained = run_training(tmp_path, cfg)
+    before = trained.checkpoint_path().read_bytes()
+    inplace = make_cfg(**{"optim.epochs": 1, "execute_only": "valid", "execute_inplace": True})
+    with make_xp(tmp_path, inplace).enter():  # same signature: the trained XP itself
+        solver = TinySolver(inplace)
+        solver.restore()
+        solver.run_one_stage("valid")
+        assert len(solver.history) == 1  # the valid metrics were not committed
+    assert trained.checkpoint_path().read_bytes() == before
+    assert len(json.loads((trained.folder / "history.json").read_text())) == 1

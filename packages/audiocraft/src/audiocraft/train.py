@@ -148,6 +148,24 @@ def get_solver_from_sig(sig: str, *args: tp.Any, **kwargs: tp.Any) -> tp.Any:
     return get_solver_from_xp(main.get_xp_from_sig(sig), *args, **kwargs)
 
 
+def get_eval_solver_from_sig(sig: str, dtype: str | None = None, device: str | None = None, autocast: bool = True,
+                             batch_size: int | None = None, override_cfg: dict | omegaconf.DictConfig | None = None,
+                             **kwargs: tp.Any) -> tp.Any:
+    """Solver of XP ``sig`` ready for evaluation: best state loaded, no EMA / FSDP / optimizer state."""
+    ours: dict[str, tp.Any] = {"optim": {"ema": {"use": False}}, "autocast": autocast}
+    if dtype is not None:
+        ours["dtype"] = dtype
+    if device is not None:
+        ours["device"] = device
+    if batch_size is not None:
+        ours["dataset"] = {"batch_size": batch_size}
+    merged = omegaconf.OmegaConf.merge(omegaconf.DictConfig(override_cfg or {}), omegaconf.DictConfig(ours))
+    solver = get_solver_from_sig(sig, override_cfg=merged, load_best=True, disable_fsdp=True,
+                                 ignore_state_keys=["optimizer", "ema"], **kwargs)
+    solver.model.eval()
+    return solver
+
+
 def init_seed_and_system(cfg: omegaconf.DictConfig) -> None:
     """Seed python/numpy/torch, set threads and the multiprocessing start method."""
     import random

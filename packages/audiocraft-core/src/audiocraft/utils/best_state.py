@@ -43,5 +43,6 @@ class BestStateDictManager:
         return self.states
 
     def load_state_dict(self, state: dict[str, dict]) -> None:
+        # Loaded states keep their stored dtype: a float32 best state read by an autocast solver is not rounded.
         for name, sub_state in state.items():
-            self.states[name] = copy_state(sub_state, self.device, self.dtype)
+            self.states[name] = copy_state(sub_state, self.device)
