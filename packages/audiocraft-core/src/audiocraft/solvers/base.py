@@ -74,7 +74,8 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             for split in ("train", "valid"):
                 if split not in self.dataloaders:
                     raise ValueError(f"{self.__class__.__name__}.build_dataloaders must provide the {split!r} split")
-        self.train_updates_per_epoch = len(self.dataloaders["train"]) if "train" in self.dataloaders else 0
+        self.train_updates_per_epoch = (len(self.dataloaders["train"]) // self.grad_accum_steps
+                                        if "train" in self.dataloaders else 0)
         if self.cfg.optim.updates_per_epoch:
             self.train_updates_per_epoch = self.cfg.optim.updates_per_epoch
         self.total_updates = self.train_updates_per_epoch * self.cfg.optim.epochs
@@ -296,6 +297,8 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
         else:
             updates_per_epoch = len(loader)
         self._micro_steps = 0
+        if self.is_training:  # no gradient left over from an incomplete accumulation window
+            self.model.zero_grad(set_to_none=True)
         if self.cfg.benchmark_no_load:
             self.logger.warning("benchmark_no_load: re-using the first batch for every step")
             batch = next(iter(loader))
