@@ -87,3 +87,21 @@ def test_reflect_pad_of_short_input() -> None:
     y = pad1d(x, (4, 4), mode="reflect")
     assert y.shape[-1] == 11
     assert torch.equal(y[..., 4:7], x)
+
+
+def test_inference_weight_cache_follows_parameter_updates() -> None:
+    torch.manual_seed(0)
+    conv = StreamableConv1d(2, 3, kernel_size=3, norm="weight_norm")
+    x = torch.randn(1, 2, 12)
+    with torch.inference_mode():
+        before = conv(x)
+    opt = torch.optim.SGD(conv.parameters(), lr=0.5)
+    conv(x).pow(2).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after = conv(x)
+        reference = nn.functional.conv1d(
+            nn.functional.pad(x, (1, 1), mode="reflect"),
+            torch._weight_norm(conv.conv.conv.weight_v, conv.conv.conv.weight_g, 0), conv.conv.conv.bias)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference, atol=1e-6, rtol=0)

@@ -124,7 +124,10 @@ def export_encodec(training_checkpoint: str | Path, out_file: str | Path, *, val
     if validate:
         from . import builders
 
-        cfg = migrate_cfg(OmegaConf.create(yaml_cfg), pkg.get("version"))
+        cfg = OmegaConf.create(yaml_cfg)
+        if not isinstance(cfg, DictConfig):
+            raise CheckpointError(f"training checkpoint {source}: 'xp.cfg' is not a mapping")
+        cfg = migrate_cfg(cfg, pkg.get("version"))
         cfg.device = "cpu"
         model = builders.get_compression_model(cfg)
         load_state_dict_strict(model, state, str(source))

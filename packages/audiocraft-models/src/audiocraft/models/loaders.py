@@ -207,8 +207,8 @@ def migrate_cfg(cfg: DictConfig, version: str | None) -> DictConfig:
             value = OmegaConf.select(cfg, old)
             _delete_key(cfg, old)
             OmegaConf.update(cfg, new, value, force_add=True)
-    for key, since in _REMOVED_KEYS:
-        if _applies(version, since):
+    for key, removed_in in _REMOVED_KEYS:
+        if _applies(version, removed_in):
             _delete_key(cfg, key)
     return cfg
 

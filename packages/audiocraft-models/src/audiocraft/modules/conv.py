@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -30,13 +30,15 @@ __all__ = [
 
 CONV_NORMALIZATIONS = frozenset(["none", "weight_norm", "spectral_norm", "time_group_norm"])
 
+M = TypeVar("M", bound=nn.Module)
+
 
 def _check_norm(norm: str) -> None:
     if norm not in CONV_NORMALIZATIONS:
         raise ValueError(f"unknown conv normalization {norm!r}; expected one of {sorted(CONV_NORMALIZATIONS)}")
 
 
-def apply_parametrization_norm(module: nn.Module, norm: str = "none") -> nn.Module:
+def apply_parametrization_norm(module: M, norm: str = "none") -> M:
     """Apply the weight reparametrisation of ``norm`` (weight or spectral norm) to ``module``, in place."""
     _check_norm(norm)
     if norm == "weight_norm":
@@ -56,7 +58,7 @@ def get_norm_module(module: nn.Module, causal: bool = False, norm: str = "none",
     if norm == "time_group_norm":
         if causal:
             raise ValueError("time_group_norm normalises over the whole sequence and cannot be causal")
-        return nn.GroupNorm(1, module.out_channels, **norm_kwargs)
+        return nn.GroupNorm(1, int(module.out_channels), **norm_kwargs)  # type: ignore[arg-type]
     return nn.Identity()
 
 
@@ -202,7 +204,7 @@ class StreamableConv1d(StreamingModule):
     @property
     def _geometry(self) -> tuple[int, int, int]:
         """(effective kernel size, stride, total fixed padding)."""
-        conv = self.conv.conv
+        conv: nn.Conv1d = self.conv.conv
         kernel = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1
         stride = conv.stride[0]
         return kernel, stride, kernel - stride
@@ -232,14 +234,14 @@ class StreamableConv1d(StreamingModule):
             if self.pad_mode == "reflect" and x.shape[-1] <= padding_total:
                 # Reflect padding needs more samples than the padding to match offline: wait for them.
                 self._streaming_state["pending"] = x
-                return x.new_zeros(x.shape[0], self.conv.conv.out_channels, 0)
+                return x.new_zeros(x.shape[0], int(self.conv.conv.out_channels), 0)
             x = pad1d(x, (padding_total, 0), mode=self.pad_mode)  # first chunk: the same left padding as offline
         else:
             x = torch.cat([previous, x], dim=-1)
         n_frames = max(0, (x.shape[-1] - kernel) // stride + 1)
         self._streaming_state["previous"] = x[..., n_frames * stride:]
         if n_frames == 0:
-            return x.new_zeros(x.shape[0], self.conv.conv.out_channels, 0)
+            return x.new_zeros(x.shape[0], int(self.conv.conv.out_channels), 0)
         return self.conv(x[..., : (n_frames - 1) * stride + kernel])
 
     def flush(self, x: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -290,7 +292,7 @@ class StreamableConvTranspose1d(StreamingModule):
             raise ValueError(f"trim_right_ratio must be in [0, 1], got {trim_right_ratio}")
 
     def _paddings(self) -> tuple[int, int]:
-        convtr = self.convtr.convtr
+        convtr: nn.ConvTranspose1d = self.convtr.convtr
         padding_total = convtr.kernel_size[0] - convtr.stride[0]
         if self.causal:
             padding_right = math.ceil(padding_total * self.trim_right_ratio)
@@ -312,9 +314,9 @@ class StreamableConvTranspose1d(StreamingModule):
 
     def _stream(self, x: torch.Tensor) -> torch.Tensor:
         _require_causal(self, self.causal)
-        stride = self.convtr.convtr.stride[0]
+        stride: int = self.convtr.convtr.stride[0]
         if x.shape[-1] == 0:
-            return x.new_zeros(x.shape[0], self.convtr.convtr.out_channels, 0)
+            return x.new_zeros(x.shape[0], int(self.convtr.convtr.out_channels), 0)
         y = self.convtr(x)
         partial = self._streaming_state.get("partial")
         first = "started" not in self._streaming_state

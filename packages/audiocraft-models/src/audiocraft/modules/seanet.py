@@ -125,7 +125,7 @@ class SEANetEncoder(StreamingModule):
             raise ValueError(f"disable_norm_outer_blocks must be in [0, {self.n_blocks}], "
                              f"got {disable_norm_outer_blocks}")
         act = _activation(activation)
-        common = dict(norm_kwargs=norm_params, causal=causal, pad_mode=pad_mode)
+        common: dict[str, Any] = dict(norm_kwargs=norm_params, causal=causal, pad_mode=pad_mode)
         mult = 1
         model: list[nn.Module] = [StreamableConv1d(
             channels, mult * n_filters, kernel_size, norm="none" if disable_norm_outer_blocks >= 1 else norm,
@@ -213,7 +213,7 @@ class SEANetDecoder(StreamingModule):
             raise ValueError(f"disable_norm_outer_blocks must be in [0, {self.n_blocks}], "
                              f"got {disable_norm_outer_blocks}")
         act = _activation(activation)
-        common = dict(norm_kwargs=norm_params, causal=causal, pad_mode=pad_mode)
+        common: dict[str, Any] = dict(norm_kwargs=norm_params, causal=causal, pad_mode=pad_mode)
         mult = int(2 ** len(self.ratios))
         model: list[nn.Module] = [StreamableConv1d(
             dimension, mult * n_filters, kernel_size,

@@ -10,10 +10,12 @@ and accepts all three layouts when loading (``weight_g``/``weight_v``, parametri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
+
+M = TypeVar("M", bound=nn.Module)
 
 __all__ = ["weight_norm", "remove_weight_norm", "has_weight_norm"]
 
@@ -31,13 +33,35 @@ class _WeightNorm:
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
+        self._cache: tuple[tuple[int, ...], torch.Tensor] | None = None
 
     def compute(self, module: nn.Module) -> torch.Tensor:
-        return torch._weight_norm(module.weight_v, module.weight_g, self.dim)
+        return torch._weight_norm(_param(module, "weight_v"), _param(module, "weight_g"), self.dim)
+
+    def _cached(self, module: nn.Module) -> torch.Tensor:
+        """Without autograd (inference), reuse the weight until ``weight_g``/``weight_v`` change.
+
+        In-place updates (optimizer steps, ``load_state_dict``) bump a tensor's ``_version``, and a new tensor has
+        a new ``data_ptr``, so the key below changes whenever the weight would.
+        """
+        g, v = _param(module, "weight_g"), _param(module, "weight_v")
+        key = (g.data_ptr(), g._version, v.data_ptr(), v._version, int(torch.is_inference_mode_enabled()))
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.compute(module))
+        return self._cache[1]
 
     def __call__(self, module: nn.Module, inputs: Any) -> None:
         # A plain attribute (not a parameter) that only lives during the forward call; see `_drop_weight`.
-        object.__setattr__(module, "weight", self.compute(module))
+        weight = self.compute(module) if torch.is_grad_enabled() else self._cached(module)
+        object.__setattr__(module, "weight", weight)
+
+
+def _param(module: nn.Module, name: str) -> torch.Tensor:
+    return cast(torch.Tensor, module._parameters[name])
+
+
+def _hook(module: nn.Module) -> _WeightNorm:
+    return cast(_WeightNorm, module.__dict__["_ac_weight_norm"])
 
 
 def _drop_weight(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -47,7 +71,7 @@ def _drop_weight(module: nn.Module, inputs: Any, output: Any) -> None:
 
 def _load_pre_hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
     """Accept the parametrization layout and the folded layout when loading a weight-normed module."""
-    hook = module._ac_weight_norm  # type: ignore[attr-defined]
+    hook = _hook(module)
     g_key, v_key = prefix + "weight_g", prefix + "weight_v"
     if g_key in state_dict or v_key in state_dict:
         return
@@ -60,7 +84,7 @@ def _load_pre_hook(module: nn.Module, state_dict: dict[str, Any], prefix: str, *
         state_dict[g_key] = _norm_except_dim(weight, hook.dim)
 
 
-def weight_norm(module: nn.Module, dim: int = 0) -> nn.Module:
+def weight_norm(module: M, dim: int = 0) -> M:
     """Reparametrise ``module.weight`` as ``weight_g`` and ``weight_v`` (upstream's layout), in place.
 
     Args:
@@ -73,24 +97,24 @@ def weight_norm(module: nn.Module, dim: int = 0) -> nn.Module:
     """
     if has_weight_norm(module):
         raise ValueError(f"weight norm is already applied to {module}")
-    weight = module.weight
+    weight = _param(module, "weight")
     del module._parameters["weight"]
     module.register_parameter("weight_g", nn.Parameter(_norm_except_dim(weight, dim).detach()))
     module.register_parameter("weight_v", nn.Parameter(weight.detach()))
     hook = _WeightNorm(dim)
-    module._ac_weight_norm = hook  # type: ignore[assignment]
+    module.__dict__["_ac_weight_norm"] = hook
     handles = [
         module.register_forward_pre_hook(hook),
         module.register_forward_hook(_drop_weight),
         module.register_load_state_dict_pre_hook(_load_pre_hook),
     ]
-    module._ac_weight_norm_handles = handles  # type: ignore[assignment]
+    module.__dict__["_ac_weight_norm_handles"] = handles
     return module
 
 
 def has_weight_norm(module: nn.Module) -> bool:
     """Whether :func:`weight_norm` was applied to ``module``."""
-    return hasattr(module, "_ac_weight_norm")
+    return "_ac_weight_norm" in module.__dict__
 
 
 def remove_weight_norm(module: nn.Module) -> nn.Module:
@@ -101,13 +125,12 @@ def remove_weight_norm(module: nn.Module) -> nn.Module:
     """
     if not has_weight_norm(module):
         raise ValueError(f"weight norm is not applied to {module}")
-    hook: _WeightNorm = module._ac_weight_norm  # type: ignore[assignment]
     with torch.no_grad():
-        weight = hook.compute(module).detach().clone()
-    for handle in module._ac_weight_norm_handles:  # type: ignore[attr-defined]
+        weight = _hook(module).compute(module).detach().clone()
+    for handle in module.__dict__.pop("_ac_weight_norm_handles"):
         handle.remove()
     del module._parameters["weight_g"], module._parameters["weight_v"]
-    del module._ac_weight_norm, module._ac_weight_norm_handles
+    del module.__dict__["_ac_weight_norm"]
     module.__dict__.pop("weight", None)
     module.register_parameter("weight", nn.Parameter(weight))
     return module

@@ -88,6 +88,11 @@ class EuclideanCodebook(nn.Module):
             (0 disables replacement).
     """
 
+    inited: torch.Tensor
+    cluster_size: torch.Tensor
+    embed: torch.Tensor
+    embed_avg: torch.Tensor
+
     def __init__(self, dim: int, codebook_size: int, kmeans_init: bool = False, kmeans_iters: int = 10,
                  decay: float = 0.8, epsilon: float = 1e-5, threshold_ema_dead_code: float = 2) -> None:
         super().__init__()
@@ -127,7 +132,7 @@ class EuclideanCodebook(nn.Module):
         Returns:
             The boolean mask of the replaced codes [codebook_size].
         """
-        expired = self.cluster_size < self.threshold_ema_dead_code
+        expired: torch.Tensor = self.cluster_size < self.threshold_ema_dead_code
         if self.threshold_ema_dead_code == 0 or not torch.any(expired):
             return torch.zeros_like(expired)
         new_codes = _sample_vectors(batch_samples, self.codebook_size)
@@ -283,7 +288,8 @@ class ResidualVectorQuantization(nn.Module):
 
     def __init__(self, *, num_quantizers: int, **kwargs: object) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([VectorQuantization(**kwargs) for _ in range(num_quantizers)])  # type: ignore
+        self.layers: list[VectorQuantization] = nn.ModuleList(  # type: ignore[assignment]
+            [VectorQuantization(**kwargs) for _ in range(num_quantizers)])  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor, n_q: int | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
