@@ -1,0 +1,203 @@
+"""Compression (EnCodec) training speed of upstream AudioCraft 1.3.0 next to ours, in updates per second (benchmark).
+
+Measures what issue 6 asks for: training updates per second of ``solver=compression/debug`` and of a small
+``encodec_base_24khz``-shaped configuration (batch 8, 1 s segments) on 2 CPU threads, with data loading included
+(batches from the train loader, ``dataset.num_workers=0``) and excluded (the first batch re-used, as
+``benchmark_no_load=true`` does), after a few warm-up updates (the first one runs the RVQ k-means init).
+
+The timing is the one of our ``benchmarks/train_compression.py``, with the same Hydra overrides: the solver of a Dora
+XP (``audiocraft.train.main.get_xp(overrides)``, ``init_seed_and_system``, ``get_solver``), then inside
+``solver.run_stage("train", ...)``: ``run_step(idx, batch, {})`` followed by ``ema.step()``, exactly what the
+solvers' ``common_train_valid`` runs per update. The worker is this same file run by either interpreter: in the
+upstream venv (``bash benchmarks/upstream/setup_upstream.sh``) ``audiocraft`` is upstream 1.3.0 with its own
+``config/`` (taken from its PyPI sdist), in .venv it is this repository. Both train on the same example dataset,
+made by ``python -m audiocraft.data.example`` (our generator) and given to both through ``datasource.*`` overrides
+with manifests whose paths are absolute (upstream resolves relative paths against the working directory).
+Workers alternate (upstream, ours) ``--runs`` times per configuration; the table gives the median and the spread.
+
+Config differences that remain, on purpose: each side's own ``solver=compression/debug`` (ours trains with
+lr 3e-3 instead of 3e-4 and makes smaller valid/evaluate sets; neither changes the cost of a train update).
+Both use ``dataset.num_workers=0`` (upstream's debug default is 10 workers; this machine has 2 cores).
+
+Run: .venvs/upstream-1.3/bin/python benchmarks/upstream/bench_compression_upstream.py [--configs debug base_24khz]
+     [--updates 20] [--warmup 3] [--threads 2] [--runs 2] [--data-dir DIR (kept; default: a temporary folder)]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import typing as tp
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OURS_PYTHON = REPO / ".venv" / "bin" / "python"
+UPSTREAM_PYTHON = REPO / ".venvs" / "upstream-1.3" / "bin" / "python"
+SPLITS = ("train", "valid", "evaluate", "generate")
+
+# The configurations of benchmarks/train_compression.py, plus the settings its build_solver adds.
+CONFIGS: dict[str, list[str]] = {
+    "debug": ["solver=compression/debug"],
+    "base_24khz": ["solver=compression/encodec_base_24khz", "dset=audio/example", "dataset.batch_size=8",
+                   "dataset.segment_duration=1"],
+}
+COMMON = ["device=cpu", "logging.log_updates=1000", "dataset.train.num_samples=100000", "optim.ema.use=true",
+          "dataset.num_workers=0"]
+
+
+def time_updates(solver: tp.Any, updates: int, warmup: int, no_load: bool) -> float:
+    """Updates per second of the solver's train step after ``warmup`` updates (as train_compression.py)."""
+    import torch
+
+    result: dict[str, float] = {}
+
+    def _stage() -> dict:
+        solver.model.train()
+        iterator = iter(solver.dataloaders["train"])
+        first = next(iterator)
+        t0 = time.perf_counter()
+        for idx in range(warmup + updates):
+            if idx == warmup:
+                t0 = time.perf_counter()
+            batch = first if (no_load or idx == 0) else next(iterator)
+            solver.run_step(idx, batch, {})
+            if solver.ema is not None:
+                solver.ema.step()
+        result["ups"] = updates / (time.perf_counter() - t0)
+        return {}
+
+    torch.manual_seed(0)
+    solver._pending_metrics.pop("train", None)  # flashy refuses a second "train" stage in one epoch
+    solver.run_stage("train", _stage)
+    return result["ups"]
+
+
+def worker(config: str, data_dir: str, updates: int, warmup: int, threads: int) -> None:
+    """Build the solver of ``config`` with whichever ``audiocraft`` this interpreter imports; print one JSON line."""
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("USER", "bench")  # upstream's dora.dir interpolates ${oc.env:USER}
+    os.environ["AUDIOCRAFT_DORA_DIR"] = tempfile.mkdtemp(prefix="bench_compression_xps_")
+    os.environ.setdefault("DORA_PACKAGE", "audiocraft")
+    torch.set_num_threads(threads)
+    from audiocraft import train
+
+    overrides = CONFIGS[config] + COMMON + [f"num_threads={threads}"]
+    overrides += [f"datasource.{split}={data_dir}/{split}" for split in SPLITS]
+    xp = train.main.get_xp(overrides)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(xp.enter())
+        train.init_seed_and_system(xp.cfg)
+        solver = train.get_solver(xp.cfg)
+        params = sum(p.numel() for p in solver.model.parameters())
+        included = time_updates(solver, updates, warmup, no_load=False)
+        excluded = time_updates(solver, updates, warmup, no_load=True)
+    print(json.dumps({"module": type(solver).__module__ + " @ " + str(Path(sys.modules[type(solver).__module__]
+                                                                            .__file__).parent.parent),
+                      "params": params, "threads": torch.get_num_threads(), "sample_rate": xp.cfg.sample_rate,
+                      "batch_size": xp.cfg.dataset.batch_size, "included": included, "excluded": excluded}))
+
+
+def make_example(root: Path, ours_python: Path) -> Path:
+    """Our example dataset in ``root``, plus manifests with absolute paths in ``root/abs/<split>/data.jsonl``."""
+    if not (root / "train" / "data.jsonl").exists():
+        subprocess.run([str(ours_python), "-m", "audiocraft.data.example", str(root)], check=True, cwd=REPO,
+                       stdout=subprocess.DEVNULL)
+    for split in SPLITS:
+        lines = []
+        for line in (root / split / "data.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            entry["path"] = str((root / split / entry["path"]).resolve())
+            lines.append(json.dumps(entry))
+        (root / "abs" / split).mkdir(parents=True, exist_ok=True)
+        (root / "abs" / split / "data.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "abs"
+
+
+def measure(python: Path, config: str, manifests: Path, args: argparse.Namespace) -> dict:
+    cmd = [str(python), __file__, "--worker", config, "--data-dir", str(manifests), "--updates", str(args.updates),
+           "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+               PYTHONWARNINGS="ignore")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {python} failed on {config}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--updates", type=int, default=20, help="timed updates per measurement")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed updates before them")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=2, help="worker processes per implementation and config")
+    parser.add_argument("--data-dir", type=Path, help="where the example dataset goes (kept, reused)")
+    parser.add_argument("--ours-python", type=Path, default=OURS_PYTHON)
+    parser.add_argument("--upstream-python", type=Path, default=UPSTREAM_PYTHON)
+    parser.add_argument("--only", choices=["ours", "upstream"], help="measure one implementation only")
+    parser.add_argument("--worker", metavar="CONFIG", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, str(args.data_dir), args.updates, args.warmup, args.threads)
+        return 0
+    impls = [("upstream", args.upstream_python), ("ours", args.ours_python)]
+    impls = [(n, p) for n, p in impls if args.only in (None, n)]
+    for _, python in impls + [("ours", args.ours_python)]:
+        if not python.exists():
+            print(f"missing interpreter {python}; run: bash benchmarks/upstream/setup_upstream.sh", file=sys.stderr)
+            return 1
+    cmd = "python benchmarks/upstream/bench_compression_upstream.py " + " ".join(sys.argv[1:])
+    tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="bench_compression_")
+    root = (args.data_dir or Path(tmp.name)).resolve()
+    print(f"# CompressionSolver training on CPU, {args.threads} threads, {args.updates} timed updates after "
+          f"{args.warmup} warm-up, {args.runs} runs per implementation (updates/s: median (min-max))")
+    rows, notes = [], []
+    try:
+        manifests = make_example(root, args.ours_python)
+        for config in args.configs:
+            results: dict[str, list[dict]] = {name: [] for name, _ in impls}
+            for _ in range(args.runs):
+                for name, python in impls:
+                    try:
+                        results[name].append(measure(python, config, manifests, args))
+                    except RuntimeError as exc:
+                        notes.append(f"{name} {config}: {exc}")
+            for name, runs in results.items():
+                if runs:
+                    notes.append(f"{name} {config}: {runs[0]['module']}, {runs[0]['params']:,} parameters, "
+                                 f"{runs[0]['sample_rate']} Hz, batch {runs[0]['batch_size']}")
+            for key, label in (("included", "included"), ("excluded", "excluded (benchmark_no_load)")):
+                cells = {n: [r[key] for r in runs] for n, runs in results.items()}
+                ratio = ("n/a" if not (cells.get("ours") and cells.get("upstream")) else
+                         f"{statistics.median(cells['ours']) / statistics.median(cells['upstream']):.2f}x")
+                rows.append([config, label, spread(cells["ours"]) if cells.get("ours") else "-",
+                             spread(cells["upstream"]) if cells.get("upstream") else "-", ratio])
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    header = ["config", "data loading", "audiocraft (ours)", "upstream 1.3.0", "ours/upstream"]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    print("\n" + "\n".join(notes))
+    print(f"reproduce: .venvs/upstream-1.3/bin/{cmd}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
