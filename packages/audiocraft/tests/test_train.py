@@ -52,6 +52,8 @@ def test_config_errors_stop_before_any_work_naming_the_key(env, monkeypatch):
         train.main.get_xp(["solver=tiny", "optim.learning_rate=3"])
     with pytest.raises(train.ConfigError, match="Could not find 'solver/nope'"):
         train.main.get_xp(["solver=nope"])
+    # a failed composition leaves no state behind: signatures computed afterwards are the usual ones
+    assert [k for k, _ in train.main.get_xp(["solver=tiny", "label=x"]).delta] == ["solver", "label"]
     unknown_solver = dora(env, "run", "solver=tiny_unregistered", check=False)
     assert unknown_solver.returncode != 0
     assert "unknown solver 'no_such_solver'" in unknown_solver.stderr and "'compression'" in unknown_solver.stderr

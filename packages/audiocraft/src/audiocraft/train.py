@@ -30,8 +30,6 @@ _SPLITS = ("train", "valid", "evaluate", "generate")
 
 # Hydra 1.3 warns on every composition that version_base 1.1 is deprecated; upstream configs need 1.1.
 warnings.filterwarnings("ignore", message=r"\s*version_base=\"1\.1\" selects Hydra 1\.1 compatibility")
-# config.yaml adds $AUDIOCRAFT_EXTRA_CONFIG to the search path; when unset it points to /nonexistent.
-warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=/nonexistent is not available")
 
 
 class ConfigError(ValueError):
@@ -239,6 +237,13 @@ def _friendly_config_errors(get_xp: tp.Callable) -> tp.Callable:
     def _get_xp(argv: tp.Sequence[str]) -> XP:
         try:
             return get_xp(argv)
+        except Exception:
+            _reset_dora_compare_path()
+            raise
+
+    def _checked_get_xp(argv: tp.Sequence[str]) -> XP:
+        try:
+            return _get_xp(argv)
         except omegaconf.errors.MissingMandatoryValue as exc:
             keys = [getattr(exc, "full_key", None) or str(exc)]
             try:
@@ -251,7 +256,18 @@ def _friendly_config_errors(get_xp: tp.Callable) -> tp.Callable:
         except hydra.errors.ConfigCompositionException as exc:
             cause = f" ({exc.__cause__})" if exc.__cause__ else ""
             raise ConfigError(f"{exc}{cause}".replace("\n", " ")) from None
-    return _get_xp
+    return _checked_get_xp
+
+
+def _reset_dora_compare_path() -> None:
+    """dora.hydra._compare_config keeps its recursion path in a mutable default argument; an exception raised
+    while comparing (e.g. a '???' value) leaves stale entries there, and every later signature computed in this
+    process would get wrong keys. Empty it after a failure."""
+    import dora.hydra
+    defaults = getattr(getattr(dora.hydra, "_compare_config", None), "__defaults__", None) or ()
+    for value in defaults:
+        if isinstance(value, list):
+            value.clear()
 
 
 main.get_xp = _friendly_config_errors(main.get_xp)  # type: ignore[method-assign]
