@@ -124,3 +124,22 @@ def test_dora_run_distributed_two_cpu_workers(env):
     assert "Distributed init: 0/2" in proc.stderr
     history = json.loads((folder / "history.json").read_text())
     assert len(history) == 2 and history[1]["train"]["loss"] > 0
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_dora_run_killed_mid_epoch_resumes_exactly(env, tmp_path):
+    dora(env, "run", "solver=tiny", "optim.epochs=3")
+    (folder,) = xp_folders(env)
+    reference = torch.load(folder / "checkpoint.th", weights_only=True)
+    killed = dict(env, TINY_KILL_AT="2:1")
+    proc = dora(killed, "run", "--clear", "solver=tiny", "optim.epochs=3", check=False)
+    assert proc.returncode != 0
+    assert len(torch.load(folder / "checkpoint.th", weights_only=True)["history"]) == 1
+    dora(env, "run", "solver=tiny", "optim.epochs=3")
+    resumed = torch.load(folder / "checkpoint.th", weights_only=True)
+    for key, value in reference["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+    strip = [{s: {k: v for k, v in m.items() if k != "duration"} for s, m in e.items()} for e in reference["history"]]
+    assert strip == [{s: {k: v for k, v in m.items() if k != "duration"} for s, m in e.items()}
+                     for e in resumed["history"]]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import typing as tp
 
 import torch
@@ -36,7 +38,7 @@ class TinySolver(StandardSolver):
         return "loss"
 
     def build_model(self) -> None:
-        self.model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+        self.model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Dropout(0.1), nn.Linear(8, 1))
         self.optimizer = builders.get_optimizer(self.model, self.cfg.optim)
         self.register_stateful("model", "optimizer")
         self.register_best_state("model")
@@ -54,6 +56,8 @@ class TinySolver(StandardSolver):
         loss = nn.functional.mse_loss(self.model(x), y)
         if self.is_training:
             metrics.update(self.backward_and_update(loss, self.optimizer))
+        if self.is_training and os.environ.get("TINY_KILL_AT") == f"{self.epoch}:{idx}":
+            os.kill(os.getpid(), signal.SIGKILL)  # the resume tests kill the run here
         metrics["loss"] = loss.item()
         return metrics
 
