@@ -183,3 +183,17 @@ def test_execute_inplace_runs_in_the_xp_without_recording(tmp_path):
         assert len(solver.history) == 1  # the valid metrics were not committed
     assert trained.checkpoint_path().read_bytes() == before
     assert len(json.loads((trained.folder / "history.json").read_text())) == 1
+
+
+def test_device_auto_is_stored_as_the_device_used_and_not_reported_as_a_change(tmp_path, caplog):
+    cfg = make_cfg(**{"optim.epochs": 1})
+    cfg.device = "auto"  # the solver receives the resolved device; the XP config keeps 'auto'
+    solver_cfg = make_cfg(**{"optim.epochs": 1})
+    xp = make_xp(tmp_path, cfg)
+    xp.folder.mkdir(parents=True)
+    with xp.enter():
+        TinySolver(solver_cfg).run()
+    assert "device: cpu" in load_checkpoint(xp.folder / "checkpoint.th")["xp.cfg"]
+    with xp.enter(), caplog.at_level(logging.WARNING):
+        TinySolver(solver_cfg).run()
+    assert "config differs" not in caplog.text

@@ -34,6 +34,15 @@ def config_to_yaml(cfg: tp.Any) -> str:
         return OmegaConf.to_yaml(cfg, resolve=False)
 
 
+def xp_config_yaml(solver: tp.Any) -> str:
+    """The XP config as stored in checkpoints (``device: auto`` replaced by the device actually used)."""
+    cfg = solver.xp.cfg
+    if isinstance(cfg, DictConfig) and cfg.get("device") == "auto":
+        cfg = cfg.copy()
+        cfg.device = str(solver.device)
+    return config_to_yaml(cfg)
+
+
 class _YamlConfigSource:
     """State source storing the XP config as a YAML string (write only)."""
 
@@ -41,7 +50,7 @@ class _YamlConfigSource:
         self.solver = solver
 
     def state_dict(self) -> str:
-        return config_to_yaml(self.solver.xp.cfg)
+        return xp_config_yaml(self.solver)
 
     def load_state_dict(self, state: tp.Any) -> None:
         return None
@@ -119,8 +128,7 @@ class CheckpointMixin:
             return
         try:
             old = OmegaConf.to_container(OmegaConf.create(stored), resolve=False)
-            new = OmegaConf.to_container(OmegaConf.create(config_to_yaml(self.xp.cfg)),  # type: ignore[attr-defined]
-                                         resolve=False)
+            new = OmegaConf.to_container(OmegaConf.create(xp_config_yaml(self)), resolve=False)
         except Exception as exc:  # pragma: no cover - corrupt yaml
             self.logger.warning("Could not compare with the stored config: %s", exc)  # type: ignore[attr-defined]
             return
