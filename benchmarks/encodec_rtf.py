@@ -56,16 +56,6 @@ def build(causal: bool = False):
     return model.eval()
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -83,18 +73,20 @@ def main() -> None:
     ours.fold_weight_norm()
     with torch.no_grad():
         codes = baseline.encode(x)[0]
-    results = {}
-    for name, model, ctx in [("upstream-1.3 path", baseline, torch.no_grad),
-                             ("audiocraft-models", ours, torch.inference_mode)]:
-        def enc(model=model, ctx=ctx):
-            with ctx():
-                return model.encode(x)
-
-        def dec(model=model, ctx=ctx):
-            with ctx():
-                return model.decode(codes)
-
-        results[name] = (best_time(enc, args.repeats) / args.seconds, best_time(dec, args.repeats) / args.seconds)
+    runs = {"upstream-1.3 path": (baseline, torch.no_grad), "audiocraft-models": (ours, torch.inference_mode)}
+    times: dict[tuple[str, str], list[float]] = {(name, op): [] for name in runs for op in ("encode", "decode")}
+    # Interleave the variants so that a change of machine load affects both alike; keep the best of each.
+    for repeat in range(args.repeats + 1):
+        for name, (model, ctx) in runs.items():
+            for op in ("encode", "decode"):
+                with ctx():
+                    start = time.perf_counter()
+                    model.encode(x) if op == "encode" else model.decode(codes)
+                    elapsed = time.perf_counter() - start
+                if repeat:  # the first round is a warm-up
+                    times[(name, op)].append(elapsed)
+    results = {name: (min(times[(name, "encode")]) / args.seconds, min(times[(name, "decode")]) / args.seconds)
+               for name in runs}
     with torch.inference_mode():
         assert torch.equal(ours.encode(x)[0], codes)
 

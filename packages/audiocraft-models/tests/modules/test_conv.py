@@ -105,3 +105,26 @@ def test_inference_weight_cache_follows_parameter_updates() -> None:
             torch._weight_norm(conv.conv.conv.weight_v, conv.conv.conv.weight_g, 0), conv.conv.conv.bias)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, reference, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("norm", ["none", "weight_norm", "spectral_norm"])
+@pytest.mark.parametrize(("kernel", "stride", "causal"), [(7, 1, True), (8, 4, True), (8, 4, False), (3, 1, False)])
+def test_zero_padding_inside_the_conv_equals_explicit_padding(norm: str, kernel: int, stride: int,
+                                                              causal: bool) -> None:
+    torch.manual_seed(0)
+    conv = StreamableConv1d(2, 3, kernel_size=kernel, stride=stride, causal=causal, norm=norm, pad_mode="constant")
+    conv.eval()
+    for length in (29, 32):
+        x = torch.randn(2, 2, length, requires_grad=True)
+        padding_total = kernel - stride
+        extra = -(-length // stride) * stride - length if stride > 1 else 0
+        left = padding_total if causal else padding_total - padding_total // 2
+        right = padding_total + extra - left
+        expected = conv.conv(nn.functional.pad(x, (left, right)))
+        y = conv(x)
+        assert y.shape[-1] == -(-length // stride)
+        torch.testing.assert_close(y, expected, atol=1e-6, rtol=0)
+        y.sum().backward()  # gradients flow through the weight-normed weight as well
+        assert x.grad is not None
+        if norm == "weight_norm":
+            assert conv.conv.conv.weight_g.grad is not None

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from torch.nn.utils import spectral_norm
 
 from .streaming import StreamingModule
-from .weight_norm import weight_norm
+from .weight_norm import effective_weight, weight_norm
 
 __all__ = [
     "CONV_NORMALIZATIONS", "NormConv1d", "NormConv2d", "NormConvTranspose1d", "NormConvTranspose2d",
@@ -216,12 +216,25 @@ class StreamableConv1d(StreamingModule):
         kernel, stride, padding_total = self._geometry
         extra_padding = get_extra_padding_for_conv1d(x, kernel, stride, padding_total)
         if self.causal:
-            x = pad1d(x, (padding_total, extra_padding), mode=self.pad_mode)
+            padding_left, padding_right = padding_total, extra_padding
         else:
             padding_right = padding_total // 2
             padding_left = padding_total - padding_right
-            x = pad1d(x, (padding_left, padding_right + extra_padding), mode=self.pad_mode)
-        return self.conv(x)
+            padding_right += extra_padding
+        if self.pad_mode == "constant" and padding_right <= padding_left and isinstance(self.conv.norm, nn.Identity):
+            return self._conv_zero_padded(x, padding_left, padding_right, stride)
+        return self.conv(pad1d(x, (padding_left, padding_right), mode=self.pad_mode))
+
+    def _conv_zero_padded(self, x: torch.Tensor, padding_left: int, padding_right: int, stride: int) -> torch.Tensor:
+        """Zero padding done by the convolution itself (no padded copy of the input): pad ``padding_left`` on
+        both sides, then drop the output frames that only the extra right padding produced."""
+        conv = self.conv.conv
+        weight = effective_weight(conv)
+        if weight is None:
+            return self.conv(pad1d(x, (padding_left, padding_right)))
+        n_frames = (x.shape[-1] + padding_left + padding_right - self._geometry[0]) // stride + 1
+        y = F.conv1d(x, weight, conv.bias, stride, padding_left, conv.dilation, conv.groups)
+        return y[..., :n_frames]
 
     def _stream(self, x: torch.Tensor) -> torch.Tensor:
         _require_causal(self, self.causal)

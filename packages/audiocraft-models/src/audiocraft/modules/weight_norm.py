@@ -17,7 +17,7 @@ from torch import nn
 
 M = TypeVar("M", bound=nn.Module)
 
-__all__ = ["weight_norm", "remove_weight_norm", "has_weight_norm"]
+__all__ = ["weight_norm", "remove_weight_norm", "has_weight_norm", "effective_weight"]
 
 _PARAM_G = "parametrizations.weight.original0"
 _PARAM_V = "parametrizations.weight.original1"
@@ -50,10 +50,12 @@ class _WeightNorm:
             self._cache = (key, self.compute(module))
         return self._cache[1]
 
+    def weight(self, module: nn.Module) -> torch.Tensor:
+        return self.compute(module) if torch.is_grad_enabled() else self._cached(module)
+
     def __call__(self, module: nn.Module, inputs: Any) -> None:
         # A plain attribute (not a parameter) that only lives during the forward call; see `_drop_weight`.
-        weight = self.compute(module) if torch.is_grad_enabled() else self._cached(module)
-        object.__setattr__(module, "weight", weight)
+        object.__setattr__(module, "weight", self.weight(module))
 
 
 def _param(module: nn.Module, name: str) -> torch.Tensor:
@@ -134,3 +136,15 @@ def remove_weight_norm(module: nn.Module) -> nn.Module:
     module.__dict__.pop("weight", None)
     module.register_parameter("weight", nn.Parameter(weight))
     return module
+
+
+def effective_weight(module: nn.Module) -> torch.Tensor | None:
+    """The weight ``module``'s forward would use: weight-normed, or a plain ``weight`` parameter.
+
+    Returns None for other reparametrisations (e.g. spectral norm), whose forward must be called instead.
+    """
+    if has_weight_norm(module):
+        return _hook(module).weight(module)
+    if module._forward_pre_hooks or "weight" not in module._parameters:
+        return None
+    return _param(module, "weight")
