@@ -3,9 +3,9 @@
 Random weights (speed does not depend on them). 10 s of 32 kHz mono audio, torch threads = 2. Reports the
 real-time factor (RTF = compute time / audio duration; lower is faster) of ``encode`` and ``decode`` for:
 
-* ``upstream-1.3 path``: weight norm recomputed from ``weight_g``/``weight_v`` at every call, under
-  ``torch.no_grad()``, which is exactly what upstream AudioCraft 1.3 runs (``torch.nn.utils.weight_norm`` hooks);
-  upstream itself is not installed here, and its SEANet/RVQ code path is otherwise the same operations;
+* ``upstream-1.3 path``: the same model run the way upstream AudioCraft 1.3 runs it (upstream itself is not
+  installed here): weight norm recomputed from ``weight_g``/``weight_v`` at every call, every convolution input
+  padded into a new tensor first, under ``torch.no_grad()``; the rest (SEANet, LSTM, RVQ) is the same operations;
 * ``audiocraft-models``: ``model.fold_weight_norm()`` then ``torch.inference_mode()``.
 
 Also the streaming decode latency for one 20 ms frame (one code frame at 50 frames/s) of a causal variant
@@ -21,11 +21,14 @@ import copy
 import statistics
 import sys
 import time
+import types
 
 import torch
 from omegaconf import OmegaConf
 
 from audiocraft.models import builders
+from audiocraft.modules.conv import StreamableConv1d, get_extra_padding_for_conv1d, pad1d
+from audiocraft.modules.weight_norm import has_weight_norm
 
 # The composed sections of upstream's solver=compression/encodec_musicgen_32khz (model encodec_large_nq4_s640).
 CONFIG = {
@@ -43,6 +46,27 @@ CONFIG = {
             "threshold_ema_dead_code": 2, "orthogonal_reg_weight": 0.0, "orthogonal_reg_active_codes_only": False},
     "no_quant": {},
 }
+
+
+def _upstream_conv_forward(self: StreamableConv1d, x: torch.Tensor) -> torch.Tensor:
+    """Upstream 1.3's StreamableConv1d.forward: explicit padding copy, then the convolution."""
+    kernel, stride, padding_total = self._geometry
+    extra = get_extra_padding_for_conv1d(x, kernel, stride, padding_total)
+    if self.causal:
+        return self.conv(pad1d(x, (padding_total, extra), mode=self.pad_mode))
+    right = padding_total // 2
+    return self.conv(pad1d(x, (padding_total - right, right + extra), mode=self.pad_mode))
+
+
+def as_upstream(model):
+    """Run ``model`` as upstream 1.3 does: no weight cache, explicit padding."""
+    for module in model.modules():
+        if isinstance(module, StreamableConv1d):
+            module.forward = types.MethodType(_upstream_conv_forward, module)
+        if has_weight_norm(module):
+            hook = module.__dict__["_ac_weight_norm"]
+            hook.weight = hook.compute  # recompute at every call, as torch.nn.utils.weight_norm does
+    return model
 
 
 def build(causal: bool = False):
@@ -68,8 +92,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = 0.1 * torch.randn(1, 1, int(32000 * args.seconds), generator=torch.Generator().manual_seed(1))
 
-    baseline = build()
-    ours = copy.deepcopy(baseline)
+    ours = build()
+    baseline = as_upstream(copy.deepcopy(ours))
     ours.fold_weight_norm()
     with torch.no_grad():
         codes = baseline.encode(x)[0]
