@@ -6,12 +6,34 @@ from one chunk to the next, so chunked processing equals one offline call.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 from .streaming import StreamingModule
 
 __all__ = ["StreamableLSTM"]
+
+# On CPU, oneDNN's LSTM re-packs its weights at every call: fast for long sequences, about 9x slower than the
+# native kernel for the few time steps of a streaming chunk. Short CPU inputs use the native kernel.
+_SHORT_SEQUENCE = 8
+
+
+@contextmanager
+def _native_cpu_rnn(enabled: bool) -> Iterator[None]:
+    getter = getattr(torch._C, "_get_mkldnn_enabled", None)
+    setter = getattr(torch._C, "_set_mkldnn_enabled", None)
+    if not enabled or getter is None or setter is None:
+        yield
+        return
+    previous = getter()
+    setter(False)  # process-wide flag: another thread may briefly use the (correct, slower) native kernels too
+    try:
+        yield
+    finally:
+        setter(previous)
 
 
 class StreamableLSTM(StreamingModule):
@@ -33,13 +55,15 @@ class StreamableLSTM(StreamingModule):
         if x.shape[-1] == 0:  # an empty streaming chunk: nothing to do, state unchanged
             return x
         x = x.permute(2, 0, 1)
-        if self._is_streaming and "h" in self._streaming_state:
-            # The state is stored batch first, as the streaming API asks.
-            hidden = (self._streaming_state["h"].transpose(0, 1).contiguous(),
-                      self._streaming_state["c"].transpose(0, 1).contiguous())
-            y, (h, c) = self.lstm(x, hidden)
-        else:
-            y, (h, c) = self.lstm(x)
+        short = x.device.type == "cpu" and x.shape[0] <= _SHORT_SEQUENCE
+        with _native_cpu_rnn(short):
+            if self._is_streaming and "h" in self._streaming_state:
+                # The state is stored batch first, as the streaming API asks.
+                hidden = (self._streaming_state["h"].transpose(0, 1).contiguous(),
+                          self._streaming_state["c"].transpose(0, 1).contiguous())
+                y, (h, c) = self.lstm(x, hidden)
+            else:
+                y, (h, c) = self.lstm(x)
         if self._is_streaming:
             self._streaming_state["h"] = h.transpose(0, 1)
             self._streaming_state["c"] = c.transpose(0, 1)
