@@ -264,10 +264,19 @@ class CompressionSolver(base.StandardSolver):
         return {"best_state": {"model": model.state_dict()}}
 
     @staticmethod
-    def model_from_checkpoint(checkpoint_path: Path | str, device: torch.device | str = "cpu") -> tp.Any:
-        """Compression model from a training checkpoint path, a Dora signature or ``//pretrained/NAME``.
+    def model_from_checkpoint(checkpoint_path: Path | str, device: torch.device | str = "cpu",
+                              xps_root: Path | None = None, environment: tp.Any = None) -> tp.Any:
+        """Compression model from a training checkpoint path, a Dora signature (``//sig/SIG``) or
+        ``//pretrained/NAME`` (an exported model or a pretrained name).
 
         Used by the LM solvers to load their (frozen) compression model.
+
+        Args:
+            checkpoint_path: what to load.
+            device: device of the returned model (in eval mode).
+            xps_root: the Dora ``xps`` folder to resolve signatures; defaults to the current XP's, else the
+                environment's Dora directory.
+            environment: resolves ``//reference`` paths (built from the environment variables when None).
         """
         from audiocraft.models import CompressionModel
         from audiocraft.models import builders as model_builders
@@ -277,7 +286,17 @@ class CompressionSolver(base.StandardSolver):
         if checkpoint_path.startswith("//pretrained/"):
             return CompressionModel.get_pretrained(checkpoint_path.split("/", 3)[-1], device=device)
         logger.info("Loading compression model from checkpoint: %s", checkpoint_path)
-        resolved = checkpoint.resolve_checkpoint_path(checkpoint_path, use_fsdp=False)
+        from ..environment import AudioCraftEnvironment
+        environment = environment if environment is not None else AudioCraftEnvironment()
+        if xps_root is None:
+            try:
+                import dora
+                xp = dora.get_xp()
+                xps_root = Path(xp.dora.dir) / xp.dora.xps
+            except RuntimeError:  # not inside an XP
+                xps_root = Path(environment.get_dora_dir()) / "xps"
+        resolved = checkpoint.resolve_checkpoint_path(checkpoint_path, use_fsdp=False, xps_root=xps_root,
+                                                      environment=environment)
         if resolved is None:
             raise FileNotFoundError(f"could not resolve compression model checkpoint {checkpoint_path}")
         state = checkpoint.load_checkpoint(resolved)
@@ -329,13 +348,13 @@ def _grad_norm(model: nn.Module) -> torch.Tensor:
 class ReconstructionMetrics:
     """Reconstruction metrics of one batch `[B, C, T]`, built once from the config (picklable, for a process pool).
 
-    Calling it returns ``sisnr`` (negated SI-SNR in dB, as upstream), the ``mel`` and ``mrstft`` distances
-    (``evaluate.metrics.base``), and ``visqol`` when ``evaluate.metrics.visqol`` is on.
+    Calling it returns ``sisnr`` (negated SI-SNR in dB, as upstream; ``evaluate.metrics.sisnr``), the ``mel`` and
+    ``mrstft`` distances (``evaluate.metrics.base``), and ``visqol`` when ``evaluate.metrics.visqol`` is on.
     """
 
     def __init__(self, cfg: omegaconf.DictConfig, only_sisnr: bool = False):
         self.sample_rate = int(cfg.sample_rate)
-        self.sisnr = losses.get_loss("sisnr", cfg)
+        self.sisnr = losses.get_loss("sisnr", cfg) if only_sisnr or cfg.evaluate.metrics.get("sisnr", True) else None
         self.spectral: dict[str, nn.Module] = {}
         self.visqol: tp.Any = None
         if only_sisnr:
@@ -351,7 +370,8 @@ class ReconstructionMetrics:
     def __call__(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, tp.Any]:
         metrics: dict[str, tp.Any] = {}
         with torch.no_grad():
-            metrics["sisnr"] = self.sisnr(y_pred, y)
+            if self.sisnr is not None:
+                metrics["sisnr"] = self.sisnr(y_pred, y)
             for name, loss in self.spectral.items():
                 metrics[name] = loss.to(y.device)(y_pred, y)
         if self.visqol is not None:
