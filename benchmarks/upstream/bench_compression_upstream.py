@@ -15,12 +15,19 @@ made by ``python -m audiocraft.data.example`` (our generator) and given to both 
 with manifests whose paths are absolute (upstream resolves relative paths against the working directory).
 Workers alternate (upstream, ours) ``--runs`` times per configuration; the table gives the median and the spread.
 
+``--mode dora`` times the real command line instead: ``dora run <same overrides> optim.epochs=1
+optim.updates_per_epoch=W+N+1 benchmark_no_load=false|true`` with a progress line per update (flashy's
+LogProgress, used by both); the rate is taken from the arrival times of the lines of updates W and W+N, so startup,
+k-means init and warm-up are excluded, and the run is stopped once the train stage has printed its last line.
+
 Config differences that remain, on purpose: each side's own ``solver=compression/debug`` (ours trains with
-lr 3e-3 instead of 3e-4 and makes smaller valid/evaluate sets; neither changes the cost of a train update).
+lr 3e-3 instead of 3e-4 and makes smaller valid/evaluate sets; neither changes the cost of a train update), except
+``rvq.q_dropout=true`` forced on both (upstream's value; ours defaults to false, which costs more per step).
 Both use ``dataset.num_workers=0`` (upstream's debug default is 10 workers; this machine has 2 cores).
 
 Run: .venvs/upstream-1.3/bin/python benchmarks/upstream/bench_compression_upstream.py [--configs debug base_24khz]
-     [--updates 20] [--warmup 3] [--threads 2] [--runs 2] [--data-dir DIR (kept; default: a temporary folder)]
+     [--updates 20] [--warmup 3] [--threads 2] [--runs 2] [--mode step|dora] [--only ours|upstream]
+     [--data-dir DIR (kept; default: a temporary folder)]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -43,8 +51,10 @@ UPSTREAM_PYTHON = REPO / ".venvs" / "upstream-1.3" / "bin" / "python"
 SPLITS = ("train", "valid", "evaluate", "generate")
 
 # The configurations of benchmarks/train_compression.py, plus the settings its build_solver adds.
+# Upstream's compression/debug trains with quantizer dropout (a random bandwidth per step, from
+# encodec_base_causal); ours turns it off, so the debug rows force upstream's value on both sides.
 CONFIGS: dict[str, list[str]] = {
-    "debug": ["solver=compression/debug"],
+    "debug": ["solver=compression/debug", "rvq.q_dropout=true"],
     "base_24khz": ["solver=compression/encodec_base_24khz", "dset=audio/example", "dataset.batch_size=8",
                    "dataset.segment_duration=1"],
 }
@@ -135,6 +145,47 @@ def measure(python: Path, config: str, manifests: Path, args: argparse.Namespace
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def dora_measure(python: Path, config: str, manifests: Path, args: argparse.Namespace) -> dict:
+    """Updates/s of a real ``dora run`` of ``config``, from the arrival times of its per-update progress lines."""
+    total = args.warmup + args.updates + 1
+    overrides = CONFIGS[config] + COMMON + [f"num_threads={args.threads}", "optim.epochs=1",
+                                            f"optim.updates_per_epoch={total}", f"logging.log_updates={total}"]
+    overrides += [f"datasource.{split}={manifests}/{split}" for split in SPLITS]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+               PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1", DORA_PACKAGE="audiocraft",
+               USER=os.environ.get("USER", "bench"))
+    line_re = re.compile(r"\bTrain \| (?:Epoch \d+ \| )?(\d+)/(\d+) \|")
+    result = {}
+    for key, no_load in (("included", "false"), ("excluded", "true")):
+        env["AUDIOCRAFT_DORA_DIR"] = tempfile.mkdtemp(prefix="bench_compression_dora_")
+        cmd = [str(python.parent / "dora"), "run", *overrides, f"benchmark_no_load={no_load}"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=tempfile.gettempdir())
+        arrivals: dict[int, float] = {}
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            now = time.perf_counter()
+            tail = (tail + [line])[-40:]
+            match = line_re.search(line)
+            if "Train Summary" in line:
+                proc.terminate()
+                break
+            if match:
+                arrivals[int(match.group(1))] = now
+                if int(match.group(1)) == args.warmup + args.updates:
+                    proc.terminate()  # the train stage is over for us; skip valid/evaluate/generate
+                    break
+        proc.wait()
+        first, last = args.warmup, args.warmup + args.updates
+        if first not in arrivals or last not in arrivals:
+            raise RuntimeError(f"dora run of {config} (benchmark_no_load={no_load}) with {python} printed no "
+                               f"progress for updates {first} and {last}:\n" + "".join(tail))
+        result[key] = args.updates / (arrivals[last] - arrivals[first])
+    result.update(module=str(python), params=0, sample_rate="?", batch_size="?")
+    return result
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
@@ -149,6 +200,8 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="where the example dataset goes (kept, reused)")
     parser.add_argument("--ours-python", type=Path, default=OURS_PYTHON)
     parser.add_argument("--upstream-python", type=Path, default=UPSTREAM_PYTHON)
+    parser.add_argument("--mode", choices=["step", "dora"], default="step",
+                        help="step: time run_step in-process as train_compression.py; dora: time a real `dora run`")
     parser.add_argument("--only", choices=["ours", "upstream"], help="measure one implementation only")
     parser.add_argument("--worker", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -164,8 +217,8 @@ def main() -> int:
     cmd = "python benchmarks/upstream/bench_compression_upstream.py " + " ".join(sys.argv[1:])
     tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="bench_compression_")
     root = (args.data_dir or Path(tmp.name)).resolve()
-    print(f"# CompressionSolver training on CPU, {args.threads} threads, {args.updates} timed updates after "
-          f"{args.warmup} warm-up, {args.runs} runs per implementation (updates/s: median (min-max))")
+    print(f"# CompressionSolver training on CPU ({args.mode} mode), {args.threads} threads, {args.updates} timed "
+          f"updates after {args.warmup} warm-up, {args.runs} runs per implementation (updates/s: median (min-max))")
     rows, notes = [], []
     try:
         manifests = make_example(root, args.ours_python)
@@ -174,11 +227,14 @@ def main() -> int:
             for _ in range(args.runs):
                 for name, python in impls:
                     try:
-                        results[name].append(measure(python, config, manifests, args))
+                        how = measure if args.mode == "step" else dora_measure
+                        results[name].append(how(python, config, manifests, args))
+                        print(f"  {config} {name}: included {results[name][-1]['included']:.3f}, excluded "
+                              f"{results[name][-1]['excluded']:.3f} updates/s", flush=True)
                     except RuntimeError as exc:
                         notes.append(f"{name} {config}: {exc}")
             for name, runs in results.items():
-                if runs:
+                if runs and args.mode == "step":
                     notes.append(f"{name} {config}: {runs[0]['module']}, {runs[0]['params']:,} parameters, "
                                  f"{runs[0]['sample_rate']} Hz, batch {runs[0]['batch_size']}")
             for key, label in (("included", "included"), ("excluded", "excluded (benchmark_no_load)")):
