@@ -1,8 +1,7 @@
 """`dora run solver=compression/debug` and `dora grid compression.debug` through the real CLI, in subprocesses.
 
-Needs the `audiocraft` meta-package (the Dora entry point `audiocraft.train`, config/ and grids/), which
-audiocraft-core does not depend on: in an environment holding only audiocraft-core these tests are skipped
-(the in-process end-to-end test, test_compression_solver.py, covers the solver there).
+These live with the meta-package, which owns the Dora entry point `audiocraft.train`, config/ and grids/; the
+in-process end-to-end test of the solver alone is audiocraft-core's test_compression_solver.py.
 """
 import json
 import os
@@ -13,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("audiocraft.train", reason="needs the audiocraft meta-package (dora entry point and configs)")
-
-from audiocraft.data.example import generate_example_dataset  # noqa: E402
+from audiocraft.data.example import generate_example_dataset
 
 
 def _env(dora_dir: Path) -> dict[str, str]:
