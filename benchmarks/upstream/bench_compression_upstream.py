@@ -70,6 +70,9 @@ def time_updates(solver: tp.Any, updates: int, warmup: int, no_load: bool) -> fl
 
     def _stage() -> dict:
         solver.model.train()
+        # what both CompressionSolver.train() set up before common_train_valid (upstream creates it only there)
+        solver.rng = torch.Generator()
+        solver.rng.manual_seed(1234 + solver.epoch)
         iterator = iter(solver.dataloaders["train"])
         first = next(iterator)
         t0 = time.perf_counter()
