@@ -20,7 +20,8 @@ balancer taking one autograd pass per loss even when it does not balance. Model,
 
 Needs the example dataset: ``python -m audiocraft.data.example egs/example`` (run from the repository root).
 
-Run: python benchmarks/train_compression.py [--updates 20] [--warmup 3] [--threads 2] [--upstream-path]
+Run: python benchmarks/train_compression.py [--updates 20] [--warmup 3] [--threads 2] [--runs 3] [--upstream-path]
+     [--configs debug base_24khz]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -167,6 +169,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--upstream-path", action="store_true")
+    parser.add_argument("--runs", type=int, default=3, help="measurements per cell (median, min-max shown)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if not os.path.exists("egs/example/train/data.jsonl"):
@@ -180,17 +183,22 @@ def main() -> None:
         with stack:
             torch.manual_seed(0)
             for no_load in (False, True):
-                ups = time_updates(solver, args.updates, args.warmup, no_load)
-                row = [name, "excluded" if no_load else "included", f"{ups:.3f}"]
+                ours, refs = [], []
+                for _ in range(args.runs):  # alternate, so that a change of machine load hits both alike
+                    ours.append(time_updates(solver, args.updates, args.warmup, no_load))
+                    if args.upstream_path:
+                        with upstream_path(solver):
+                            refs.append(time_updates(solver, args.updates, args.warmup, no_load))
+                ups = statistics.median(ours)
+                row = [name, "excluded" if no_load else "included", f"{ups:.3f} ({min(ours):.2f}-{max(ours):.2f})"]
                 if args.upstream_path:
-                    with upstream_path(solver):
-                        ref = time_updates(solver, args.updates, args.warmup, no_load)
-                    row += [f"{ref:.3f}", f"{ups / ref:.2f}x"]
+                    ref = statistics.median(refs)
+                    row += [f"{ref:.3f} ({min(refs):.2f}-{max(refs):.2f})", f"{ups / ref:.2f}x"]
                 rows.append(row)
     header = ["config", "data loading", "updates/s"] + (["upstream-1.3 path", "speedup"] if args.upstream_path else [])
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print(f"CompressionSolver training, CPU, {args.threads} threads, {args.updates} timed updates "
-          f"after {args.warmup} warm-up")
+          f"after {args.warmup} warm-up; median (min-max) of {args.runs} runs")
     for row in [header] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
     print("command: python " + " ".join(sys.argv))

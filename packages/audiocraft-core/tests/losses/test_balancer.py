@@ -107,3 +107,28 @@ def test_unknown_loss_and_builder_errors():
         balancer.backward({'b': y.sum()}, y)
     with pytest.raises(ValueError, match="balancer"):
         get_balancer({'a': 1.}, OmegaConf.create({'bogus': 1}))
+
+
+@pytest.mark.parametrize("balance_grads", [True, False])
+def test_extra_loss_in_the_same_pass_equals_a_separate_backward(balance_grads):
+    torch.manual_seed(0)
+    x = torch.randn(4, 3)
+    encoder, decoder = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    clone_enc, clone_dec = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    clone_enc.load_state_dict(encoder.state_dict())
+    clone_dec.load_state_dict(decoder.state_dict())
+    weights = {'a': 1., 'b': 2.}
+
+    def losses_of(enc, dec):
+        z = enc(x)
+        y = dec(z)
+        return y, {'a': y.pow(2).mean(), 'b': (y - 1).abs().mean()}, z.pow(2).mean()  # last: a "penalty" on z
+
+    y, losses, penalty = losses_of(encoder, decoder)
+    penalty.backward(retain_graph=True)  # upstream's order: penalty first, then the balancer
+    Balancer(weights, balance_grads=balance_grads, per_batch_item=False).backward(losses, y)
+    y2, losses2, penalty2 = losses_of(clone_enc, clone_dec)
+    Balancer(weights, balance_grads=balance_grads, per_batch_item=False).backward(losses2, y2, extra_loss=penalty2)
+    for p, q in zip(list(encoder.parameters()) + list(decoder.parameters()),
+                    list(clone_enc.parameters()) + list(clone_dec.parameters())):
+        torch.testing.assert_close(p.grad, q.grad)

@@ -78,15 +78,18 @@ class Balancer:
         averaged = stacked[:-1] / stacked[-1]
         return {name: averaged[i] for i, name in enumerate(names)}
 
-    def backward(self, losses: dict[str, torch.Tensor], input: torch.Tensor) -> torch.Tensor:
+    def backward(self, losses: dict[str, torch.Tensor], input: torch.Tensor,
+                 extra_loss: torch.Tensor | None = None) -> torch.Tensor:
         """Back-propagate the balanced combination of `losses` through `input`.
 
         Args:
             losses: scalar losses, keyed like `weights`, each depending on the model only through `input`.
             input: the model output `[B, ...]` the losses were computed from.
+            extra_loss: a scalar loss back-propagated as is (not balanced, e.g. a quantizer penalty), in the same
+                backward pass, which saves a second pass through the shared part of the graph.
 
         Returns:
-            The effective loss `sum_i scale_i * l_i` (detached), with the scales actually applied.
+            The effective loss `sum_i scale_i * l_i` (detached, without `extra_loss`), with the scales applied.
 
         Raises:
             KeyError: a loss has no weight.
@@ -94,11 +97,14 @@ class Balancer:
         missing = [name for name in losses if name not in self.weights]
         if missing:
             raise KeyError(f"Balancer got losses {missing} with no weight; weights are for {sorted(self.weights)}")
+        if extra_loss is not None and not extra_loss.requires_grad:
+            extra_loss = None
         if not self.balance_grads and not self.monitor:
             # Plain weighted sum: one backward pass gives the same gradient as summing partial gradients.
             total = sum((self.weights[name] * loss for name, loss in losses.items()), input.new_zeros(()))
-            if total.requires_grad:
-                total.backward()
+            to_backward = total if extra_loss is None else total + extra_loss
+            if to_backward.requires_grad:
+                to_backward.backward()
             self._metrics = {}
             return total.detach()
 
@@ -132,7 +138,10 @@ class Balancer:
                 scale = self.weights[name]
             out_grad.add_(grads[name] * scale)
             effective_loss = effective_loss + scale * losses[name].detach()
-        input.backward(out_grad)
+        if extra_loss is None:
+            input.backward(out_grad)
+        else:
+            torch.autograd.backward([input, extra_loss], [out_grad, torch.ones_like(extra_loss)])
         return effective_loss
 
     def state_dict(self) -> dict[str, Any]:

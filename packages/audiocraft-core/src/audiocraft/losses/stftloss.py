@@ -82,8 +82,9 @@ class STFTLosses(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: x: estimate `[B, C, T]`; y: reference `[B, C, T]`. Returns (spectral convergence, log-mag)."""
+        window: torch.Tensor = self.window  # type: ignore[assignment]  # a registered buffer
         mags = _stft_magnitude(torch.cat([x, y], dim=0), self.n_fft, self.hop_length, self.win_length,
-                               self.window, self.normalized)
+                               window, self.normalized)
         x_mag, y_mag = mags.chunk(2, dim=0)
         return self.spectral_convergenge_loss(x_mag, y_mag), self.log_stft_magnitude_loss(x_mag, y_mag)
 

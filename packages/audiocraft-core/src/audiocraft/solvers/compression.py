@@ -88,7 +88,7 @@ class CompressionSolver(base.StandardSolver):
 
     def show(self) -> None:
         """Log the compression model, the adversaries and the losses."""
-        self.logger.info("Compression model with %d codebooks:", self.model.quantizer.total_codebooks)
+        self.logger.info("Compression model with %d codebooks:", self.model.total_codebooks)
         self.log_model_summary(self.model)
         self.logger.info("Adversarial losses:")
         self.log_model_summary(self.adv_losses)
@@ -144,14 +144,21 @@ class CompressionSolver(base.StandardSolver):
         metrics.update(other_losses)
         metrics.update(_summarize_codebook_metrics(qres.metrics))
 
+        # Diagnostics (gradient norms, info losses) every `logging.log_updates` train steps, every valid step.
+        measure = not self.is_training or idx % max(1, self.log_updates) == 0
         if self.is_training:
             self._check_finite(idx, {**balanced_losses, **other_losses})
-            if "penalty" in other_losses:
-                other_losses["penalty"].backward(retain_graph=True)
+            penalty = other_losses.get("penalty")
+            if penalty is not None and measure:
+                # The penalty alone first, to log the norm of its gradient (`ratio1`) as upstream does.
+                penalty.backward(retain_graph=True)
                 metrics["ratio1"] = _grad_norm(self.model)
-            metrics["g_loss"] = self.balancer.backward(balanced_losses, y_pred)
+                penalty = None
+            # Otherwise the penalty rides along in the balancer's backward pass (one pass instead of two).
+            metrics["g_loss"] = self.balancer.backward(balanced_losses, y_pred, extra_loss=penalty)
             metrics.update(self.balancer.metrics)
-            metrics["ratio2"] = _grad_norm(self.model)
+            if measure:
+                metrics["ratio2"] = _grad_norm(self.model)
             if flashy.distrib.is_distributed():
                 flashy.distrib.sync_model(self.model)
             if self.cfg.optim.max_norm:
@@ -162,7 +169,7 @@ class CompressionSolver(base.StandardSolver):
         # Zero-weight losses are for information only: every step in valid, but in train only every
         # `logging.log_updates` steps (their running average is then taken over those steps), which saves
         # their spectrograms on the other steps.
-        if not self.is_training or idx % max(1, self.log_updates) == 0:
+        if measure:
             with torch.no_grad():
                 for loss_name, criterion in self.info_losses.items():
                     metrics[loss_name] = criterion(y_pred, y)
@@ -306,6 +313,7 @@ class CompressionSolver(base.StandardSolver):
             raise RuntimeError(f"{resolved} is an exported model: use //pretrained/{resolved}")
         cfg = state["xp.cfg"]
         cfg = omegaconf.OmegaConf.create(cfg) if isinstance(cfg, str) else cfg
+        assert isinstance(cfg, omegaconf.DictConfig), f"{resolved}: xp.cfg is not a mapping"
         cfg.device = str(device)
         model = model_builders.get_compression_model(cfg).to(device)
         model.load_state_dict(state["best_state"]["model"])
