@@ -75,3 +75,14 @@ def test_config_dir_is_the_packaged_one() -> None:
     import audiocraft.train
 
     assert pathlib.Path(audiocraft.train.main.full_config_path).resolve() == CONFIG_DIR.resolve()
+
+
+def test_stage_only_flags_do_not_change_the_signature() -> None:
+    """`dora run -f SIG execute_only=evaluate execute_inplace=true` must address the trained XP, not a new one."""
+    import audiocraft.train
+
+    base = audiocraft.train.main.get_xp(["solver=compression/debug"]).sig
+    flagged = audiocraft.train.main.get_xp(["solver=compression/debug", "execute_only=evaluate",
+                                            "execute_inplace=true"]).sig
+    assert base == flagged
+    assert audiocraft.train.main.get_xp(["solver=compression/debug", "optim.lr=0.1"]).sig != base
