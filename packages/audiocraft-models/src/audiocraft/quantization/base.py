@@ -7,6 +7,7 @@ reporting the bandwidth it used, a penalty for the training loss and logging met
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
@@ -34,34 +35,34 @@ class QuantizedResult:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-class BaseQuantizer(nn.Module):
-    """Base class for quantizers."""
+class BaseQuantizer(ABC, nn.Module):
+    """Base class for quantizers: every implementation provides all of the methods below."""
 
+    @abstractmethod
     def forward(self, x: torch.Tensor, frame_rate: int) -> QuantizedResult:
         """Quantize ``x`` [B, D, T]; ``frame_rate`` (frames/s) is needed to compute the bandwidth."""
-        raise NotImplementedError()
 
+    @abstractmethod
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent [B, D, T] -> codes [B, K, T]."""
-        raise NotImplementedError()
 
+    @abstractmethod
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes [B, K, T] -> quantized latent [B, D, T]."""
-        raise NotImplementedError()
 
     @property
+    @abstractmethod
     def total_codebooks(self) -> int:
         """Number of codebooks the quantizer has."""
-        raise NotImplementedError()
 
     @property
+    @abstractmethod
     def num_codebooks(self) -> int:
         """Number of codebooks in use."""
-        raise NotImplementedError()
 
+    @abstractmethod
     def set_num_codebooks(self, n: int) -> None:
         """Set the number of codebooks in use."""
-        raise NotImplementedError()
 
 
 class DummyQuantizer(BaseQuantizer):
