@@ -97,6 +97,8 @@ cmd_test() {
     log "package tests: $pkg (isolated environment)"
     "$VENV/bin/hatch" run "pkg.$pkg:test" "$@" || failed+=("$pkg")
   done
+  log "lint (ruff)"
+  "$VENV/bin/ruff" check packages tests scripts benchmarks grids || failed+=("lint")
   log "repository tests (cross-package, in .venv)"
   "$VENV/bin/python" -m pytest tests "$@" || failed+=("repository")
   if [ ${#failed[@]} -gt 0 ]; then

@@ -1,12 +1,10 @@
 """Package metadata rules: PEP 420 namespace, one owner per subpackage, sibling ranges admit sibling versions."""
 from __future__ import annotations
 
-import pathlib
-import tomllib
-
 import pytest
-from repo_helpers import PACKAGES, REPO
+import tomllib
 from packaging.requirements import Requirement
+from repo_helpers import PACKAGES, REPO
 
 
 def _project(dist: str) -> dict:
