@@ -147,5 +147,6 @@ class SegmentWithAttributes(SegmentInfo):
     """
 
     def to_condition_attributes(self) -> ConditioningAttributes:
-        """Return the conditions of this segment."""
-        raise NotImplementedError()
+        """Return the conditions of this segment (each dataset's info class defines them)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define to_condition_attributes(); "
+                                  "subclass SegmentWithAttributes and implement it")

@@ -28,3 +28,12 @@ class MultiDiscriminator(ABC, nn.Module):
     def num_discriminators(self) -> int:
         """Number of sub-discriminators."""
         ...
+
+    def _forward_each(self, x: torch.Tensor) -> MultiDiscriminatorOutputType:
+        """Run every sub-discriminator in `self.discriminators` on `x` and collect their outputs."""
+        logits, fmaps = [], []
+        for disc in self.discriminators:  # type: ignore[attr-defined]
+            logit, fmap = disc(x)
+            logits.append(logit)
+            fmaps.append(fmap)
+        return logits, fmaps

@@ -99,9 +99,4 @@ class MultiPeriodDiscriminator(MultiDiscriminator):
 
     def forward(self, x: torch.Tensor) -> MultiDiscriminatorOutputType:
         """Args: x: waveform `[B, C, T]`. Returns one logits tensor and one feature-map list per period."""
-        logits, fmaps = [], []
-        for disc in self.discriminators:
-            logit, fmap = disc(x)
-            logits.append(logit)
-            fmaps.append(fmap)
-        return logits, fmaps
+        return self._forward_each(x)

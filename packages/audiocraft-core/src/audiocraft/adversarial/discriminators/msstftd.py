@@ -127,9 +127,4 @@ class MultiScaleSTFTDiscriminator(MultiDiscriminator):
 
     def forward(self, x: torch.Tensor) -> MultiDiscriminatorOutputType:
         """Args: x: waveform `[B, C, T]`. Returns one logits tensor and one feature-map list per resolution."""
-        logits, fmaps = [], []
-        for disc in self.discriminators:
-            logit, fmap = disc(x)
-            logits.append(logit)
-            fmaps.append(fmap)
-        return logits, fmaps
+        return self._forward_each(x)
