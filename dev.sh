@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Developer entry point for the monorepo. Needs only Python 3.11 and pip; everything else is installed here.
 #
-#   ./dev.sh main        set up, then train the debug compression model on the bundled example data
-#   ./dev.sh test        set up, then run every package's tests (each in its own environment) and the repo tests
+#   ./dev.sh main        set up, train the debug compression model on the bundled example data, then the debug
+#                        MusicGen on its codes, and generate audio for a text prompt
+#   ./dev.sh test        set up, then run every package's tests (each in its own environment), lint, types and the repo tests
 #   ./dev.sh setup       create/refresh .venv (idempotent; seconds when nothing changed)
-#   ./dev.sh lint        ruff over the sources          ./dev.sh types   mypy over the sources
+#   ./dev.sh lint        pre-commit run --all-files (ruff, ruff format --check, mypy, import layers, file hygiene)
+#   ./dev.sh types       mypy over the sources (mypy.ini)
 #   ./dev.sh build       build wheels and sdists of the six distributions into dist/
+#   ./dev.sh docs        build the documentation site with mkdocs --strict (DOCS_SITE_DIR, default a temp folder)
 #
 # Layout: torch (a ~5 GB CUDA build that also runs on CPU) is installed once in .venvs/torch; the development venv
 # (.venv) and every hatch test environment (.venvs/hatch) see it without installing it again. Exact versions come
@@ -38,7 +41,7 @@ find_python() {
 pin() { grep -E "^$1==" "$CONSTRAINTS" | head -n1; }
 
 setup_stamp() {
-  cat "$CONSTRAINTS" "$ROOT/dev.sh" packages/*/pyproject.toml | sha256sum | cut -d' ' -f1
+  cat "$CONSTRAINTS" "$ROOT"/requirements/*.txt "$ROOT/dev.sh" packages/*/pyproject.toml | sha256sum | cut -d' ' -f1
 }
 
 setup() {
@@ -63,7 +66,7 @@ setup() {
   local editables=()
   for p in "${PACKAGES[@]}"; do editables+=(-e "packages/$p"); done
   "$VENV/bin/python" -m pip install -q "${editables[@]}" \
-    -e "packages/audiocraft-models[safetensors,hub]" -e "packages/audiocraft-core[tensorboard]" \
+    -e "packages/audiocraft-models[safetensors,hub]" -e "packages/audiocraft-core[tensorboard,lora]" \
     -r requirements/dev.txt
   # `dora` finds the training package through DORA_PACKAGE; this .pth sets it for every process of the venv.
   "$VENV/bin/python" - <<'PY'
@@ -82,12 +85,43 @@ example_data() {
   fi
 }
 
+xp_sig() {  # the Dora signature of a training command line (the same hash `dora run` uses)
+  "$VENV/bin/python" -c 'import sys; from audiocraft.train import main; print(main.get_xp(sys.argv[1:]).sig)' "$@"
+}
+
 cmd_main() {
   setup
   example_data
   export AUDIOCRAFT_DORA_DIR="${AUDIOCRAFT_DORA_DIR:-$ROOT/outputs}"
-  log "training solver=compression/debug (XP folders under $AUDIOCRAFT_DORA_DIR)"
-  "$VENV/bin/dora" run solver=compression/debug device=cpu "$@"
+  local comp=(solver=compression/debug device=cpu "$@")
+  log "1/3 training ${comp[*]} (XP folders under $AUDIOCRAFT_DORA_DIR)"
+  "$VENV/bin/dora" run "${comp[@]}"
+  local csig; csig="$(xp_sig "${comp[@]}")"
+  # The debug LM over the codes of that codec: 16 kHz, the 4 codebooks of 1024 entries the debug LM models.
+  local lm=(solver=musicgen/debug device=cpu "compression_model_checkpoint=//sig/$csig"
+            sample_rate=16000 compression_model_n_q=4 transformer_lm.card=1024)
+  log "2/3 training ${lm[*]}"
+  "$VENV/bin/dora" run "${lm[@]}"
+  local lsig; lsig="$(xp_sig "${lm[@]}")"
+  local model="$AUDIOCRAFT_DORA_DIR/xps/$lsig/exported" out="$AUDIOCRAFT_DORA_DIR/generated"
+  log "3/3 generating audio for a text prompt with $model"
+  # 4 s from a model trained on 2 s segments: generation slides its window by 1 s (extend_stride) past the first 2 s.
+  "$VENV/bin/audiocraft-generate" --model "$model" --duration 4 --extend-stride 1 --seed 0 --output-dir "$out" \
+    "calm piano melody with soft strings"
+  log "done: codec $AUDIOCRAFT_DORA_DIR/xps/$csig/exported, MusicGen $model, audio and parameters in $out"
+}
+
+lint_check() {  # every hook of .pre-commit-config.yaml over the whole tree (a git checkout: the tracked files)
+  # The hooks are `language: system`: they run the tools of .venv, put first on PATH. pre-commit's own state (a
+  # small database, logs) goes to .venvs/pre-commit unless PRE_COMMIT_HOME says otherwise.
+  PATH="$VENV/bin:$PATH" PRE_COMMIT_HOME="${PRE_COMMIT_HOME:-$ROOT/.venvs/pre-commit}" \
+    "$VENV/bin/pre-commit" run --all-files --show-diff-on-failure "$@"
+}
+
+cmd_docs() {  # the site of mkdocs.yml, built as CI builds it (tests/test_docs_site.py); `mkdocs serve` to preview
+  local out="${DOCS_SITE_DIR:-$(mktemp -d)/site}"
+  NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --site-dir "$out" "$@"
+  log "site built in $out (open $out/index.html, or serve it live with: .venv/bin/mkdocs serve)"
 }
 
 cmd_test() {
@@ -97,8 +131,10 @@ cmd_test() {
     log "package tests: $pkg (isolated environment)"
     "$VENV/bin/hatch" run "pkg.$pkg:test" "$@" || failed+=("$pkg")
   done
-  log "lint (ruff)"
-  "$VENV/bin/ruff" check packages tests scripts benchmarks grids || failed+=("lint")
+  log "extras: every extra of every package installed together with the pins, then the tests of the extras"
+  "$VENV/bin/hatch" run extras:test "$@" || failed+=("extras")
+  log "lint: pre-commit run --all-files (file hygiene, ruff, ruff format --check, mypy as ./dev.sh types, layers)"
+  lint_check || failed+=("lint")
   log "repository tests (cross-package, in .venv)"
   "$VENV/bin/python" -m pytest tests "$@" || failed+=("repository")
   if [ ${#failed[@]} -gt 0 ]; then
@@ -111,8 +147,9 @@ case "${1:-}" in
   setup) setup ;;
   main) shift; cmd_main "$@" ;;
   test) shift; cmd_test "$@" ;;
-  lint) shift; setup; "$VENV/bin/hatch" run lint:check "$@" ;;
+  lint) shift; setup; lint_check "$@" ;;
   types) shift; setup; "$VENV/bin/hatch" run types:check "$@" ;;
+  docs) shift; setup; cmd_docs "$@" ;;
   build) shift; setup; for p in "${PACKAGES[@]}"; do "$VENV/bin/python" -m build -q -o dist "packages/$p"; done ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,11p' "$0"; exit 2 ;;
 esac

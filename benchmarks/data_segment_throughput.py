@@ -69,7 +69,7 @@ def full_decode_read(path: str, seek_time: float, duration: float) -> tuple[torc
     """Decode the whole file with soundfile, then slice."""
     wav, sr = soundfile.read(path, dtype="float32", always_2d=True)
     start = int(round(seek_time * sr))
-    return torch.from_numpy(np.ascontiguousarray(wav[start:start + int(round(duration * sr))].T)), sr
+    return torch.from_numpy(np.ascontiguousarray(wav[start : start + int(round(duration * sr))].T)), sr
 
 
 class BaselineDataset(AudioDataset):
@@ -108,8 +108,9 @@ def make_folder(root: Path, fmt: str, num_files: int, duration: float, sample_ra
     sources = []
     for i in range(min(distinct, num_files)):
         t = np.arange(int(duration * sample_rate)) / sample_rate
-        tone = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) / (k + 1)
-                   for k, f in enumerate(rng.uniform(100, 2000, 6)))
+        tone = sum(
+            np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) / (k + 1) for k, f in enumerate(rng.uniform(100, 2000, 6))
+        )
         wav = torch.from_numpy(tone + 0.05 * rng.standard_normal(len(t))).float()[None]
         sources.append(audio_write(folder / f"src{i}", wav, sample_rate, format=fmt))
     paths = []
@@ -158,22 +159,35 @@ def main() -> int:
     torch.set_num_threads(1)
     try:
         import av  # noqa: F401
+
         has_av = True
     except ImportError:
         has_av = False
     cmd = "python benchmarks/data_segment_throughput.py " + " ".join(sys.argv[1:])
-    print(f"# {args.num_files} files x {args.duration:g} s, {args.sample_rate} Hz mono; 1 s segments at "
-          f"{args.sample_rate} Hz, num_workers=0, torch threads=1, {args.segments} segments per run")
-    print(f"{'format':6} {'audiocraft-data':>16} {'upstream-1.3 read':>18} {'full decode':>12} {'vs upstream':>12} "
-          f"{'vs full':>8}   (segments/s)")
+    print(
+        f"# {args.num_files} files x {args.duration:g} s, {args.sample_rate} Hz mono; 1 s segments at "
+        f"{args.sample_rate} Hz, num_workers=0, torch threads=1, {args.segments} segments per run"
+    )
+    print(
+        f"{'format':6} {'audiocraft-data':>16} {'upstream-1.3 read':>18} {'full decode':>12} {'vs upstream':>12} "
+        f"{'vs full':>8}   (segments/s)"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats:
             metas = make_folder(Path(tmp), fmt, args.num_files, args.duration, args.sample_rate)
-            kwargs = dict(segment_duration=1.0, sample_rate=args.sample_rate, channels=1, num_samples=args.segments,
-                          shuffle=True, shuffle_seed=0)
-            readers = {"ours": AudioDataset(metas, **kwargs),
-                       "full": BaselineDataset(metas, read_fn=full_decode_read, **kwargs)}
+            kwargs = dict(
+                segment_duration=1.0,
+                sample_rate=args.sample_rate,
+                channels=1,
+                num_samples=args.segments,
+                shuffle=True,
+                shuffle_seed=0,
+            )
+            readers = {
+                "ours": AudioDataset(metas, **kwargs),
+                "full": BaselineDataset(metas, read_fn=full_decode_read, **kwargs),
+            }
             if has_av:
                 readers["upstream"] = BaselineDataset(metas, read_fn=upstream_read, **kwargs)
             speed = segments_per_second(readers, args.segments)

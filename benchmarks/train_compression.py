@@ -12,8 +12,10 @@ Each runs the CompressionSolver's real ``run_step`` (forward, discriminator upda
 and EMA) inside a Dora XP in a temporary folder, with ``torch.set_num_threads(threads)``, after ``--warmup``
 updates (the first one initialises the codebooks with k-means).
 
-``--upstream-path`` also times the same step with upstream AudioCraft 1.3's loss computations, re-implemented
-here because upstream is not installed: every zero-weight (info) loss at every train step, msspec computing
+For the comparison with upstream AudioCraft 1.3.0 itself (its own solver, in its own venv), use
+``benchmarks/upstream/bench_compression_upstream.py``. ``--upstream-path`` is NOT upstream: it times the same
+step with OUR RE-IMPLEMENTATION of upstream 1.3's loss computations (the column is labelled so), a quick check of
+what the loss-side changes are worth: every zero-weight (info) loss at every train step, msspec computing
 each mel spectrogram twice (linear and log branch) for estimate and reference separately, discriminators run
 separately on fake and real (real with a graph) in both the discriminator and the generator passes, and the
 balancer taking one autograd pass per loss even when it does not balance. Model, data and optimizer are the same.
@@ -42,8 +44,13 @@ from torch.nn import functional as F
 
 CONFIGS: dict[str, list[str]] = {
     "debug": ["solver=compression/debug"],
-    "base_24khz": ["solver=compression/encodec_base_24khz", "dset=audio/example", "dataset.batch_size=8",
-                   "dataset.segment_duration=1", "dataset.num_workers=0"],
+    "base_24khz": [
+        "solver=compression/encodec_base_24khz",
+        "dset=audio/example",
+        "dataset.batch_size=8",
+        "dataset.segment_duration=1",
+        "dataset.num_workers=0",
+    ],
 }
 
 
@@ -58,7 +65,7 @@ def _upstream_msspec_forward(self: tp.Any, x: torch.Tensor, y: torch.Tensor) -> 
 
 
 def _upstream_train_adv(self: tp.Any, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    loss = torch.tensor(0., device=fake.device)
+    loss = torch.tensor(0.0, device=fake.device)
     logits_fake, _ = self.get_adversary_pred(fake.detach())
     logits_real, _ = self.get_adversary_pred(real.detach())
     for lf, lr in zip(logits_fake, logits_real):
@@ -72,8 +79,9 @@ def _upstream_train_adv(self: tp.Any, fake: torch.Tensor, real: torch.Tensor) ->
 
 def _upstream_adv_forward(self: tp.Any, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     import flashy
-    adv = torch.tensor(0., device=fake.device)
-    feat = torch.tensor(0., device=fake.device)
+
+    adv = torch.tensor(0.0, device=fake.device)
+    feat = torch.tensor(0.0, device=fake.device)
     with flashy.utils.readonly(self.adversary):
         logits_fake, fmaps_fake = self.get_adversary_pred(fake)
         _, fmaps_real = self.get_adversary_pred(real)
@@ -84,22 +92,30 @@ def _upstream_adv_forward(self: tp.Any, fake: torch.Tensor, real: torch.Tensor) 
     return adv / len(logits_fake), feat / len(logits_fake)
 
 
-def _upstream_balancer_backward(self: tp.Any, losses: dict[str, torch.Tensor], input: torch.Tensor) -> torch.Tensor:
+def _upstream_balancer_backward(
+    self: tp.Any, losses: dict[str, torch.Tensor], input: torch.Tensor, extra_loss: torch.Tensor | None = None
+) -> torch.Tensor:
     import flashy
+
+    if extra_loss is not None and extra_loss.requires_grad:
+        extra_loss.backward(retain_graph=True)  # upstream: the penalty's own backward pass, before the balancer
     if not hasattr(self, "_upstream_averager"):
         self._upstream_averager = flashy.averager(self.ema_decay)
     norms, grads = {}, {}
     for name, loss in losses.items():
-        grad, = autograd.grad(loss, [input], retain_graph=True)
+        (grad,) = autograd.grad(loss, [input], retain_graph=True)
         norms[name] = grad.norm(dim=tuple(range(1, grad.dim())), p=2).mean() if self.per_batch_item else grad.norm()
         grads[name] = grad
     avg = self._upstream_averager(norms)  # float(): one host sync per loss, as upstream
     total_weights = sum(self.weights[k] for k in avg)
     out_grad = torch.zeros_like(input)
-    effective = torch.tensor(0., dtype=input.dtype)
+    effective = torch.tensor(0.0, dtype=input.dtype)
     for name, norm in avg.items():
-        scale = (self.weights[name] / total_weights * self.total_norm / (self.epsilon + norm)
-                 if self.balance_grads else self.weights[name])
+        scale = (
+            self.weights[name] / total_weights * self.total_norm / (self.epsilon + norm)
+            if self.balance_grads
+            else self.weights[name]
+        )
         out_grad.add_(grads[name], alpha=scale)
         effective += scale * losses[name].detach()
     input.backward(out_grad)
@@ -112,8 +128,14 @@ def upstream_path(solver: tp.Any) -> tp.Iterator[None]:
     from audiocraft.adversarial.losses import AdversarialLoss
     from audiocraft.losses.balancer import Balancer
     from audiocraft.losses.specloss import MultiScaleMelSpectrogramLoss
-    saved = (MultiScaleMelSpectrogramLoss.forward, AdversarialLoss.train_adv, AdversarialLoss.forward,
-             Balancer.backward, solver._log_updates)
+
+    saved = (
+        MultiScaleMelSpectrogramLoss.forward,
+        AdversarialLoss.train_adv,
+        AdversarialLoss.forward,
+        Balancer.backward,
+        solver._log_updates,
+    )
     MultiScaleMelSpectrogramLoss.forward = _upstream_msspec_forward  # type: ignore[method-assign]
     AdversarialLoss.train_adv = _upstream_train_adv  # type: ignore[method-assign]
     AdversarialLoss.forward = _upstream_adv_forward  # type: ignore[method-assign]
@@ -122,8 +144,13 @@ def upstream_path(solver: tp.Any) -> tp.Iterator[None]:
     try:
         yield
     finally:
-        (MultiScaleMelSpectrogramLoss.forward, AdversarialLoss.train_adv, AdversarialLoss.forward,
-         Balancer.backward, solver._log_updates) = saved
+        (
+            MultiScaleMelSpectrogramLoss.forward,
+            AdversarialLoss.train_adv,
+            AdversarialLoss.forward,
+            Balancer.backward,
+            solver._log_updates,
+        ) = saved
 
 
 def time_updates(solver: tp.Any, updates: int, warmup: int, no_load: bool) -> float:
@@ -152,8 +179,14 @@ def time_updates(solver: tp.Any, updates: int, warmup: int, no_load: bool) -> fl
 
 def build_solver(overrides: list[str], threads: int) -> tp.Any:
     from audiocraft import train
-    cfg_overrides = overrides + ["device=cpu", f"num_threads={threads}", "logging.log_updates=1000",
-                                 "dataset.train.num_samples=100000", "optim.ema.use=true"]
+
+    cfg_overrides = overrides + [
+        "device=cpu",
+        f"num_threads={threads}",
+        "logging.log_updates=1000",
+        "dataset.train.num_samples=100000",
+        "optim.ema.use=true",
+    ]
     xp = train.main.get_xp(cfg_overrides)
     stack = contextlib.ExitStack()
     stack.enter_context(xp.enter())
@@ -195,10 +228,14 @@ def main() -> None:
                     ref = statistics.median(refs)
                     row += [f"{ref:.3f} ({min(refs):.2f}-{max(refs):.2f})", f"{ups / ref:.2f}x"]
                 rows.append(row)
-    header = ["config", "data loading", "updates/s"] + (["upstream-1.3 path", "speedup"] if args.upstream_path else [])
+    header = ["config", "data loading", "updates/s"] + (
+        ["re-implemented upstream-1.3 losses (not upstream)", "speedup"] if args.upstream_path else []
+    )
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    print(f"CompressionSolver training, CPU, {args.threads} threads, {args.updates} timed updates "
-          f"after {args.warmup} warm-up; median (min-max) of {args.runs} runs")
+    print(
+        f"CompressionSolver training, CPU, {args.threads} threads, {args.updates} timed updates "
+        f"after {args.warmup} warm-up; median (min-max) of {args.runs} runs"
+    )
     for row in [header] + rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
     print("command: python " + " ".join(sys.argv))

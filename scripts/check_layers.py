@@ -6,8 +6,9 @@ interpreter, and fails if any module of a package *above* it in the stack (or hy
 inference-side packages) shows up in `sys.modules`. Run inside an environment that holds only the distribution and
 its declared dependencies, it also proves that the distribution works alone: an undeclared import is an ImportError.
 
-Usage: python scripts/check_layers.py audiocraft-models [audiocraft-data ...]
+Usage: python scripts/check_layers.py [audiocraft-models audiocraft-data ...]   (no name: all six distributions)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,14 @@ OWNED: dict[str, list[str]] = {
     "audiocraft-conditioners": ["audiocraft.conditioners"],
     "audiocraft-models": ["audiocraft.models", "audiocraft.modules", "audiocraft.quantization"],
     "audiocraft-metrics": ["audiocraft.metrics"],
-    "audiocraft-core": ["audiocraft.solvers", "audiocraft.optim", "audiocraft.losses", "audiocraft.adversarial",
-                        "audiocraft.utils", "audiocraft.environment"],
+    "audiocraft-core": [
+        "audiocraft.solvers",
+        "audiocraft.optim",
+        "audiocraft.losses",
+        "audiocraft.adversarial",
+        "audiocraft.utils",
+        "audiocraft.environment",
+    ],
     "audiocraft": ["audiocraft.train", "audiocraft.grids", "audiocraft.export_cli"],
 }
 # What each distribution may import among the audiocraft distributions (itself included).
@@ -31,8 +38,13 @@ ALLOWED: dict[str, set[str]] = {
     "audiocraft-conditioners": {"audiocraft-conditioners", "audiocraft-data"},
     "audiocraft-models": {"audiocraft-models", "audiocraft-conditioners", "audiocraft-data"},
     "audiocraft-metrics": {"audiocraft-metrics", "audiocraft-data"},
-    "audiocraft-core": {"audiocraft-core", "audiocraft-models", "audiocraft-conditioners", "audiocraft-metrics",
-                        "audiocraft-data"},
+    "audiocraft-core": {
+        "audiocraft-core",
+        "audiocraft-models",
+        "audiocraft-conditioners",
+        "audiocraft-metrics",
+        "audiocraft-data",
+    },
     "audiocraft": set(OWNED),
 }
 # Third-party training-stack modules that inference-side packages must never load.
@@ -73,8 +85,9 @@ print(json.dumps({"errors": errors, "modules": seen}))
 
 def check(roots: list[str], forbidden: list[str], python: str = sys.executable) -> tuple[list[str], list[str]]:
     """Import every module under `roots` in a fresh interpreter; return (errors, imported modules)."""
-    proc = subprocess.run([python, "-c", _PROBE, json.dumps(roots), json.dumps(forbidden)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [python, "-c", _PROBE, json.dumps(roots), json.dumps(forbidden)], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0 or not proc.stdout.strip():
         return [f"probe crashed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"], []
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -90,10 +103,10 @@ def check_distribution(dist: str, python: str = sys.executable) -> tuple[list[st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dists", nargs="+", help="distribution names, e.g. audiocraft-models")
+    parser.add_argument("dists", nargs="*", help="distribution names, e.g. audiocraft-models (default: all)")
     args = parser.parse_args()
     failed = False
-    for dist in args.dists:
+    for dist in args.dists or list(OWNED):
         errors, modules = check_distribution(dist)
         status = "FAIL" if errors else "ok"
         print(f"[{status}] {dist}: {len(modules)} modules imported")

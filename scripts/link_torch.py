@@ -7,6 +7,7 @@ after the environment's own site-packages, so a package installed in the environ
 
 Usage: python scripts/link_torch.py [TORCH_DIR]   (default: <repo>/.venvs/torch)
 """
+
 from __future__ import annotations
 
 import pathlib

@@ -5,6 +5,7 @@ test environment, and does not notice later source changes. This script rebuilds
 audiocraft distributions already present in the environment (no dependency changes), so each test run sees the
 current sources while the environment still holds only what the distribution declares.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -16,8 +17,13 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
-    names = sorted({d.metadata["Name"].lower() for d in md.distributions()
-                    if (d.metadata["Name"] or "").lower().startswith("audiocraft")})
+    names = sorted(
+        {
+            d.metadata["Name"].lower()
+            for d in md.distributions()
+            if (d.metadata["Name"] or "").lower().startswith("audiocraft")
+        }
+    )
     folders = [REPO / "packages" / name for name in names if (REPO / "packages" / name / "pyproject.toml").exists()]
     if not folders:
         print("sync_local: no audiocraft distribution installed here", file=sys.stderr)

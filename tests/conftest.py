@@ -1,4 +1,5 @@
 """pytest setup for the repository-level tests: make tests/repo_helpers.py importable (importlib import mode)."""
+
 from __future__ import annotations
 
 import pathlib

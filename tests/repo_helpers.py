@@ -1,4 +1,5 @@
 """Helpers shared by the repository-level (cross-package) tests."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -6,8 +7,14 @@ import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ["audiocraft-data", "audiocraft-conditioners", "audiocraft-models", "audiocraft-metrics",
-            "audiocraft-core", "audiocraft"]
+PACKAGES = [
+    "audiocraft-data",
+    "audiocraft-conditioners",
+    "audiocraft-models",
+    "audiocraft-metrics",
+    "audiocraft-core",
+    "audiocraft",
+]
 
 
 def load_script(name: str):

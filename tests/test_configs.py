@@ -3,6 +3,7 @@
 This is the schema check of STYLE.md: a config key that no builder accepts (a typo, a key upstream removed) fails
 here, at test time, instead of hours into a run.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -14,8 +15,11 @@ from repo_helpers import REPO
 
 CONFIG_DIR = REPO / "config"
 # `default.yaml` files are bases that other solver configs extend (upstream's layout), not solvers to select.
-SOLVERS = sorted(str(p.relative_to(CONFIG_DIR / "solver").with_suffix(""))
-                 for p in (CONFIG_DIR / "solver").rglob("*.yaml") if p.name != "default.yaml")
+SOLVERS = sorted(
+    str(p.relative_to(CONFIG_DIR / "solver").with_suffix(""))
+    for p in (CONFIG_DIR / "solver").rglob("*.yaml")
+    if p.name != "default.yaml"
+)
 
 
 def _compose(*overrides: str):
@@ -82,7 +86,22 @@ def test_stage_only_flags_do_not_change_the_signature() -> None:
     import audiocraft.train
 
     base = audiocraft.train.main.get_xp(["solver=compression/debug"]).sig
-    flagged = audiocraft.train.main.get_xp(["solver=compression/debug", "execute_only=evaluate",
-                                            "execute_inplace=true"]).sig
+    flagged = audiocraft.train.main.get_xp(
+        ["solver=compression/debug", "execute_only=evaluate", "execute_inplace=true"]
+    ).sig
     assert base == flagged
     assert audiocraft.train.main.get_xp(["solver=compression/debug", "optim.lr=0.1"]).sig != base
+
+
+def test_device_does_not_change_the_signature() -> None:
+    """`./dev.sh main` adds `device=cpu`: it must resume the XP of a plain `dora run solver=...`, not start another.
+
+    Keys that interpolate `${device}` (e.g. `optim.ema.device`) resolve before dora computes the delta, so each must
+    be in `dora.exclude` too.
+    """
+    import audiocraft.train
+
+    for solver in SOLVERS:
+        base = audiocraft.train.main.get_xp([f"solver={solver}"]).sig
+        for device in ("cpu", "cuda"):
+            assert audiocraft.train.main.get_xp([f"solver={solver}", f"device={device}"]).sig == base, (solver, device)

@@ -4,6 +4,7 @@ Each package's own hatch environment (holding only that package and its declared
 through scripts/check_layers.py; here we run it in the full development environment, where an upward import would
 *succeed* and so must be caught by looking at sys.modules, and we show that the check does fail on one.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -40,11 +41,14 @@ def _write_portion(root: pathlib.Path, body: str) -> None:
     (pkg / "bad.py").write_text(textwrap.dedent(body))
 
 
-@pytest.mark.parametrize("body", [
-    "import audiocraft.solvers\n",                       # upward import at module top
-    "def f():\n    pass\nimport hydra\n",                # a training-stack module
-    "from audiocraft.metrics import SISNR  # noqa\n",   # sideways (metrics is not below data)
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "import audiocraft.solvers\n",  # upward import at module top
+        "def f():\n    pass\nimport hydra\n",  # a training-stack module
+        "from audiocraft.metrics import SISNR  # noqa\n",  # sideways (metrics is not below data)
+    ],
+)
 def test_check_fails_on_upward_import(tmp_path: pathlib.Path, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_portion(tmp_path, body)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))

@@ -1,4 +1,5 @@
 """Package metadata rules: PEP 420 namespace, one owner per subpackage, sibling ranges admit sibling versions."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,7 +37,8 @@ def test_sibling_ranges_admit_current_versions(dist: str) -> None:
     for req in reqs:
         if req.name in versions:
             assert req.specifier.contains(versions[req.name], prereleases=True), (
-                f"{dist} requires {req}, which excludes {req.name} {versions[req.name]}")
+                f"{dist} requires {req}, which excludes {req.name} {versions[req.name]}"
+            )
             assert str(req.specifier), f"{dist}: sibling {req.name} must carry a version range"
 
 

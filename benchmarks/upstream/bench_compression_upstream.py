@@ -18,7 +18,10 @@ Workers alternate (upstream, ours) ``--runs`` times per configuration; the table
 ``--mode dora`` times the real command line instead: ``dora run <same overrides> optim.epochs=1
 optim.updates_per_epoch=W+N+1 benchmark_no_load=false|true`` with a progress line per update (flashy's
 LogProgress, used by both); the rate is taken from the arrival times of the lines of updates W and W+N, so startup,
-k-means init and warm-up are excluded, and the run is stopped once the train stage has printed its last line.
+k-means init and warm-up are excluded, and the run is stopped once the train stage has printed its last line. It
+also reports the CPU seconds per update of the run's process tree and its peak resident memory, and the load
+average at the start and end of each run (``dora_timing.py``, shared with ``bench_musicgen_train_upstream.py``).
+The ratio column is the median (min-max) of the per-pair ratios (run i of ours / run i of upstream).
 
 Config differences that remain, on purpose: each side's own ``solver=compression/debug`` (ours trains with
 lr 3e-3 instead of 3e-4 and makes smaller valid/evaluate sets; neither changes the cost of a train update), except
@@ -36,8 +39,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,21 +46,33 @@ import time
 import typing as tp
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dora_timing  # noqa: E402  (the shared helpers next to this file)
+from dora_timing import spread  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 OURS_PYTHON = REPO / ".venv" / "bin" / "python"
 UPSTREAM_PYTHON = REPO / ".venvs" / "upstream-1.3" / "bin" / "python"
-SPLITS = ("train", "valid", "evaluate", "generate")
 
 # The configurations of benchmarks/train_compression.py, plus the settings its build_solver adds.
 # Upstream's compression/debug trains with quantizer dropout (a random bandwidth per step, from
 # encodec_base_causal); ours turns it off, so the debug rows force upstream's value on both sides.
 CONFIGS: dict[str, list[str]] = {
     "debug": ["solver=compression/debug", "rvq.q_dropout=true"],
-    "base_24khz": ["solver=compression/encodec_base_24khz", "dset=audio/example", "dataset.batch_size=8",
-                   "dataset.segment_duration=1"],
+    "base_24khz": [
+        "solver=compression/encodec_base_24khz",
+        "dset=audio/example",
+        "dataset.batch_size=8",
+        "dataset.segment_duration=1",
+    ],
 }
-COMMON = ["device=cpu", "logging.log_updates=1000", "dataset.train.num_samples=100000", "optim.ema.use=true",
-          "dataset.num_workers=0"]
+COMMON = [
+    "device=cpu",
+    "logging.log_updates=1000",
+    "dataset.train.num_samples=100000",
+    "optim.ema.use=true",
+    "dataset.num_workers=0",
+]
 
 
 def time_updates(solver: tp.Any, updates: int, warmup: int, no_load: bool) -> float:
@@ -106,7 +119,7 @@ def worker(config: str, data_dir: str, updates: int, warmup: int, threads: int) 
     from audiocraft import train
 
     overrides = CONFIGS[config] + COMMON + [f"num_threads={threads}"]
-    overrides += [f"datasource.{split}={data_dir}/{split}" for split in SPLITS]
+    overrides += dora_timing.datasource_overrides(Path(data_dir))
     xp = train.main.get_xp(overrides)
     with contextlib.ExitStack() as stack:
         stack.enter_context(xp.enter())
@@ -115,33 +128,41 @@ def worker(config: str, data_dir: str, updates: int, warmup: int, threads: int) 
         params = sum(p.numel() for p in solver.model.parameters())
         included = time_updates(solver, updates, warmup, no_load=False)
         excluded = time_updates(solver, updates, warmup, no_load=True)
-    print(json.dumps({"module": type(solver).__module__ + " @ " + str(Path(sys.modules[type(solver).__module__]
-                                                                            .__file__).parent.parent),
-                      "params": params, "threads": torch.get_num_threads(), "sample_rate": xp.cfg.sample_rate,
-                      "batch_size": xp.cfg.dataset.batch_size, "included": included, "excluded": excluded}))
-
-
-def make_example(root: Path, ours_python: Path) -> Path:
-    """Our example dataset in ``root``, plus manifests with absolute paths in ``root/abs/<split>/data.jsonl``."""
-    if not (root / "train" / "data.jsonl").exists():
-        subprocess.run([str(ours_python), "-m", "audiocraft.data.example", str(root)], check=True, cwd=REPO,
-                       stdout=subprocess.DEVNULL)
-    for split in SPLITS:
-        lines = []
-        for line in (root / split / "data.jsonl").read_text().splitlines():
-            entry = json.loads(line)
-            entry["path"] = str((root / split / entry["path"]).resolve())
-            lines.append(json.dumps(entry))
-        (root / "abs" / split).mkdir(parents=True, exist_ok=True)
-        (root / "abs" / split / "data.jsonl").write_text("\n".join(lines) + "\n")
-    return root / "abs"
+    print(
+        json.dumps(
+            {
+                "module": type(solver).__module__
+                + " @ "
+                + str(Path(sys.modules[type(solver).__module__].__file__).parent.parent),
+                "params": params,
+                "threads": torch.get_num_threads(),
+                "sample_rate": xp.cfg.sample_rate,
+                "batch_size": xp.cfg.dataset.batch_size,
+                "included": included,
+                "excluded": excluded,
+            }
+        )
+    )
 
 
 def measure(python: Path, config: str, manifests: Path, args: argparse.Namespace) -> dict:
-    cmd = [str(python), __file__, "--worker", config, "--data-dir", str(manifests), "--updates", str(args.updates),
-           "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               PYTHONWARNINGS="ignore")
+    cmd = [
+        str(python),
+        __file__,
+        "--worker",
+        config,
+        "--data-dir",
+        str(manifests),
+        "--updates",
+        str(args.updates),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+    ]
+    env = dict(
+        os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONWARNINGS="ignore"
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         raise RuntimeError(f"worker {python} failed on {config}:\n{proc.stderr[-3000:]}")
@@ -149,48 +170,30 @@ def measure(python: Path, config: str, manifests: Path, args: argparse.Namespace
 
 
 def dora_measure(python: Path, config: str, manifests: Path, args: argparse.Namespace) -> dict:
-    """Updates/s of a real ``dora run`` of ``config``, from the arrival times of its per-update progress lines."""
+    """Updates/s, CPU s/update and peak RSS of real ``dora run`` commands of ``config`` (see dora_timing.py)."""
     total = args.warmup + args.updates + 1
-    overrides = CONFIGS[config] + COMMON + [f"num_threads={args.threads}", "optim.epochs=1",
-                                            f"optim.updates_per_epoch={total}", f"logging.log_updates={total}"]
-    overrides += [f"datasource.{split}={manifests}/{split}" for split in SPLITS]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               PYTHONWARNINGS="ignore", PYTHONUNBUFFERED="1", DORA_PACKAGE="audiocraft",
-               USER=os.environ.get("USER", "bench"))
-    line_re = re.compile(r"\bTrain \| (?:Epoch \d+ \| )?(\d+)/(\d+) \|")
-    result = {}
+    overrides = (
+        CONFIGS[config]
+        + COMMON
+        + [
+            f"num_threads={args.threads}",
+            "optim.epochs=1",
+            f"optim.updates_per_epoch={total}",
+            f"logging.log_updates={total}",
+        ]
+        + dora_timing.datasource_overrides(manifests)
+    )
+    result: dict = {}
     for key, no_load in (("included", "false"), ("excluded", "true")):
-        env["AUDIOCRAFT_DORA_DIR"] = tempfile.mkdtemp(prefix="bench_compression_dora_")
-        cmd = [str(python.parent / "dora"), "run", *overrides, f"benchmark_no_load={no_load}"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                cwd=tempfile.gettempdir())
-        arrivals: dict[int, float] = {}
-        tail: list[str] = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            now = time.perf_counter()
-            tail = (tail + [line])[-40:]
-            match = line_re.search(line)
-            if "Train Summary" in line:
-                proc.terminate()
-                break
-            if match:
-                arrivals[int(match.group(1))] = now
-                if int(match.group(1)) == args.warmup + args.updates:
-                    proc.terminate()  # the train stage is over for us; skip valid/evaluate/generate
-                    break
-        proc.wait()
-        first, last = args.warmup, args.warmup + args.updates
-        if first not in arrivals or last not in arrivals:
-            raise RuntimeError(f"dora run of {config} (benchmark_no_load={no_load}) with {python} printed no "
-                               f"progress for updates {first} and {last}:\n" + "".join(tail))
-        result[key] = args.updates / (arrivals[last] - arrivals[first])
+        run = dora_timing.time_dora_run(
+            python, overrides + [f"benchmark_no_load={no_load}"], args.warmup, args.warmup + args.updates, args.threads
+        )
+        result[key] = run["ups"]
+        result[f"{key}_cpu"] = run["cpu_per_update"]
+        result[f"{key}_rss"] = run["peak_rss_mib"]
+        result[f"{key}_load"] = (run["load_start"], run["load_end"])
     result.update(module=str(python), params=0, sample_rate="?", batch_size="?")
     return result
-
-
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def main() -> int:
@@ -203,28 +206,31 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="where the example dataset goes (kept, reused)")
     parser.add_argument("--ours-python", type=Path, default=OURS_PYTHON)
     parser.add_argument("--upstream-python", type=Path, default=UPSTREAM_PYTHON)
-    parser.add_argument("--mode", choices=["step", "dora"], default="step",
-                        help="step: time run_step in-process as train_compression.py; dora: time a real `dora run`")
+    parser.add_argument(
+        "--mode",
+        choices=["step", "dora"],
+        default="step",
+        help="step: time run_step in-process as train_compression.py; dora: time a real `dora run`",
+    )
     parser.add_argument("--only", choices=["ours", "upstream"], help="measure one implementation only")
     parser.add_argument("--worker", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, str(args.data_dir), args.updates, args.warmup, args.threads)
         return 0
-    impls = [("upstream", args.upstream_python), ("ours", args.ours_python)]
-    impls = [(n, p) for n, p in impls if args.only in (None, n)]
-    for _, python in impls + [("ours", args.ours_python)]:
-        if not python.exists():
-            print(f"missing interpreter {python}; run: bash benchmarks/upstream/setup_upstream.sh", file=sys.stderr)
-            return 1
+    impls = dora_timing.implementations(args.ours_python, args.upstream_python, args.only, args.mode == "dora")
+    if impls is None:
+        return 1
     cmd = "python benchmarks/upstream/bench_compression_upstream.py " + " ".join(sys.argv[1:])
     tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="bench_compression_")
     root = (args.data_dir or Path(tmp.name)).resolve()
-    print(f"# CompressionSolver training on CPU ({args.mode} mode), {args.threads} threads, {args.updates} timed "
-          f"updates after {args.warmup} warm-up, {args.runs} runs per implementation (updates/s: median (min-max))")
+    print(
+        f"# CompressionSolver training on CPU ({args.mode} mode), {args.threads} threads, {args.updates} timed "
+        f"updates after {args.warmup} warm-up, {args.runs} runs per implementation (updates/s: median (min-max))"
+    )
     rows, notes = [], []
     try:
-        manifests = make_example(root, args.ours_python)
+        manifests = dora_timing.make_example(root, args.ours_python, REPO)
         for config in args.configs:
             results: dict[str, list[dict]] = {name: [] for name, _ in impls}
             for _ in range(args.runs):
@@ -232,24 +238,46 @@ def main() -> int:
                     try:
                         how = measure if args.mode == "step" else dora_measure
                         results[name].append(how(python, config, manifests, args))
-                        print(f"  {config} {name}: included {results[name][-1]['included']:.3f}, excluded "
-                              f"{results[name][-1]['excluded']:.3f} updates/s", flush=True)
+                        print(
+                            f"  {config} {name}: included {results[name][-1]['included']:.3f}, excluded "
+                            f"{results[name][-1]['excluded']:.3f} updates/s",
+                            flush=True,
+                        )
                     except RuntimeError as exc:
                         notes.append(f"{name} {config}: {exc}")
             for name, runs in results.items():
                 if runs and args.mode == "step":
-                    notes.append(f"{name} {config}: {runs[0]['module']}, {runs[0]['params']:,} parameters, "
-                                 f"{runs[0]['sample_rate']} Hz, batch {runs[0]['batch_size']}")
+                    notes.append(
+                        f"{name} {config}: {runs[0]['module']}, {runs[0]['params']:,} parameters, "
+                        f"{runs[0]['sample_rate']} Hz, batch {runs[0]['batch_size']}"
+                    )
             for key, label in (("included", "included"), ("excluded", "excluded (benchmark_no_load)")):
                 cells = {n: [r[key] for r in runs] for n, runs in results.items()}
-                ratio = ("n/a" if not (cells.get("ours") and cells.get("upstream")) else
-                         f"{statistics.median(cells['ours']) / statistics.median(cells['upstream']):.2f}x")
-                rows.append([config, label, spread(cells["ours"]) if cells.get("ours") else "-",
-                             spread(cells["upstream"]) if cells.get("upstream") else "-", ratio])
+                ratio = "n/a"
+                if cells.get("ours") and cells.get("upstream"):
+                    ratio = spread(dora_timing.paired_ratios(cells["ours"], cells["upstream"]), "{:.2f}x")
+                rows.append(
+                    [
+                        config,
+                        label,
+                        spread(cells["ours"]) if cells.get("ours") else "-",
+                        spread(cells["upstream"]) if cells.get("upstream") else "-",
+                        ratio,
+                    ]
+                )
+                if args.mode == "dora":
+                    for name, runs in results.items():
+                        if runs:
+                            loads = [f"{a:.1f}-{b:.1f}" for a, b in (r[f"{key}_load"] for r in runs)]
+                            notes.append(
+                                f"{name} {config} {label}: CPU s/update {spread([r[f'{key}_cpu'] for r in runs])}, "
+                                f"peak RSS of the run's processes {spread([r[f'{key}_rss'] for r in runs], '{:.0f}')}"
+                                f" MiB, load (start-end) {', '.join(loads)}"
+                            )
     finally:
         if tmp is not None:
             tmp.cleanup()
-    header = ["config", "data loading", "audiocraft (ours)", "upstream 1.3.0", "ours/upstream"]
+    header = ["config", "data loading", "audiocraft (ours)", "upstream 1.3.0", "ours/upstream per pair"]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))

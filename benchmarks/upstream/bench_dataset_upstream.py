@@ -57,8 +57,15 @@ def worker(manifest: str, segments: int, sample_rate: int, passes: int) -> None:
     torch.set_num_threads(1)
     from audiocraft.data import audio_dataset
 
-    ds = audio_dataset.AudioDataset.from_meta(manifest, segment_duration=1.0, sample_rate=sample_rate, channels=1,
-                                              num_samples=segments, shuffle=True, shuffle_seed=0)
+    ds = audio_dataset.AudioDataset.from_meta(
+        manifest,
+        segment_duration=1.0,
+        sample_rate=sample_rate,
+        channels=1,
+        num_samples=segments,
+        shuffle=True,
+        shuffle_seed=0,
+    )
     ds.start_epoch(0)
     for i in range(min(5, segments)):  # warm-up (imports, page cache), as our benchmark does
         ds[i]
@@ -74,8 +81,18 @@ def worker(manifest: str, segments: int, sample_rate: int, passes: int) -> None:
 
 
 def measure(python: Path, manifest: Path, args: argparse.Namespace) -> tuple[float, str]:
-    cmd = [str(python), __file__, "--worker", str(manifest), "--segments", str(args.segments),
-           "--sample-rate", str(args.sample_rate), "--passes", str(args.passes)]
+    cmd = [
+        str(python),
+        __file__,
+        "--worker",
+        str(manifest),
+        "--segments",
+        str(args.segments),
+        "--sample-rate",
+        str(args.sample_rate),
+        "--passes",
+        str(args.passes),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
@@ -89,8 +106,14 @@ def generate(root: Path, fmt: str, args: argparse.Namespace) -> Path:
     if manifest.exists() and sum(1 for _ in open(manifest)) == args.num_files:
         return manifest
     shutil.rmtree(root / fmt, ignore_errors=True)
-    code = GENERATE.format(bench_dir=str(REPO / "benchmarks"), root=str(root), fmt=fmt, num_files=args.num_files,
-                           duration=args.duration, sample_rate=args.sample_rate)
+    code = GENERATE.format(
+        bench_dir=str(REPO / "benchmarks"),
+        root=str(root),
+        fmt=fmt,
+        num_files=args.num_files,
+        duration=args.duration,
+        sample_rate=args.sample_rate,
+    )
     subprocess.run([str(args.ours_python), "-c", code], check=True, cwd=REPO)
     return manifest
 
@@ -124,9 +147,11 @@ def main() -> int:
     tmp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="bench_dataset_")
     root = args.data_dir or Path(tmp.name)
     root.mkdir(parents=True, exist_ok=True)
-    print(f"# {args.num_files} files x {args.duration:g} s, {args.sample_rate} Hz mono; 1 s segments, num_workers=0, "
-          f"torch threads=1, {args.segments} segments per pass, best of {args.passes} passes per run, "
-          f"{args.runs} runs per implementation")
+    print(
+        f"# {args.num_files} files x {args.duration:g} s, {args.sample_rate} Hz mono; 1 s segments, num_workers=0, "
+        f"torch threads=1, {args.segments} segments per pass, best of {args.passes} passes per run, "
+        f"{args.runs} runs per implementation"
+    )
     print(f"{'format':6} {'audiocraft-data':>24} {'upstream 1.3.0':>24} {'ratio':>6}   (segments/s: median (min-max))")
     modules = set()
     try:
@@ -147,8 +172,11 @@ def main() -> int:
                     modules.add(module)
             ours = spread(runs["ours"]) if runs["ours"] else "failed"
             up = spread(runs["upstream"]) if runs["upstream"] else "failed"
-            ratio = (f"{statistics.median(runs['ours']) / statistics.median(runs['upstream']):5.2f}x"
-                     if runs["ours"] and runs["upstream"] else "   n/a")
+            ratio = (
+                f"{statistics.median(runs['ours']) / statistics.median(runs['upstream']):5.2f}x"
+                if runs["ours"] and runs["upstream"]
+                else "   n/a"
+            )
             print(f"{fmt:6} {ours:>24} {up:>24} {ratio:>6}")
             for name, err in errors.items():
                 print(f"       {name} failed on {fmt}: {err}")

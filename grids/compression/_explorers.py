@@ -3,6 +3,7 @@
 Part of the meta-package's grids. ``dora grid compression.<name>`` prints the table; metrics missing
 from an XP's history (e.g. ``visqol`` when ViSQOL is off, or ``evaluate`` before its first run) show empty.
 """
+
 from __future__ import annotations
 
 import typing as tp
@@ -24,19 +25,27 @@ class CompressionExplorer(BaseExplorer):
 
     def get_grid_metrics(self) -> list[tp.Any]:
         return [
-            tt.group("train", [
-                tt.leaf("epoch"),
-                tt.leaf("bandwidth", ".2f"),
-                tt.leaf("l1", ".4f"),
-                tt.leaf("adv", ".4f"),
-                tt.leaf("d_loss", ".4f"),
-                tt.leaf("ping"),
-            ], align=">"),
-            tt.group("valid", [
-                tt.leaf("bandwidth", ".2f"),
-                tt.leaf("l1", ".4f"),
-                tt.leaf("msspec", ".4f"),
-                tt.leaf("sisnr", ".2f"),
-            ], align=">"),
+            tt.group(
+                "train",
+                [
+                    tt.leaf("epoch"),
+                    tt.leaf("bandwidth", ".2f"),
+                    tt.leaf("l1", ".4f"),
+                    tt.leaf("adv", ".4f"),
+                    tt.leaf("d_loss", ".4f"),
+                    tt.leaf("ping"),
+                ],
+                align=">",
+            ),
+            tt.group(
+                "valid",
+                [
+                    tt.leaf("bandwidth", ".2f"),
+                    tt.leaf("l1", ".4f"),
+                    tt.leaf("msspec", ".4f"),
+                    tt.leaf("sisnr", ".2f"),
+                ],
+                align=">",
+            ),
             tt.group("evaluate", [tt.leaf(name, ".3f") for name in self.eval_metrics], align=">"),
         ]

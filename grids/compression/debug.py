@@ -4,6 +4,7 @@
 ``dora grid compression.debug`` schedules them through Dora's submitit launcher. Overrides given to
 ``launcher(...)`` create extra XPs.
 """
+
 from audiocraft.environment import AudioCraftEnvironment
 
 from ._explorers import CompressionExplorer

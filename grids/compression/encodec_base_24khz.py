@@ -3,6 +3,7 @@
 Replace `dset` by your dataset (`config/dset/audio/<name>.yaml`); `audio/example` only checks that the
 pipeline runs.
 """
+
 from audiocraft.environment import AudioCraftEnvironment
 
 from ._explorers import CompressionExplorer

@@ -13,9 +13,11 @@ from audiocraft.grids._base_explorers import BaseExplorer
 
 class _Explorer(BaseExplorer):
     def get_grid_metrics(self):
-        return [tt.group("train", [tt.leaf("epoch"), tt.leaf("loss", ".3f"), tt.leaf("ping")], align=">"),
-                tt.group("valid", [tt.leaf("loss", ".3f")], align=">"),
-                tt.group("evaluate", [tt.leaf("sisnr", ".2f")], align=">")]
+        return [
+            tt.group("train", [tt.leaf("epoch"), tt.leaf("loss", ".3f"), tt.leaf("ping")], align=">"),
+            tt.group("valid", [tt.leaf("loss", ".3f")], align=">"),
+            tt.group("evaluate", [tt.leaf("sisnr", ".2f")], align=">"),
+        ]
 
 
 def test_latest_metric_of_each_stage_and_table(tmp_path):

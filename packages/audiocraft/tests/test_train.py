@@ -22,15 +22,27 @@ DORA = [sys.executable, "-m", "dora"]
 def env(tmp_path) -> dict[str, str]:
     conf = tmp_path / "conf"
     shutil.copytree(PLUGIN / "conf", conf)
-    return {**os.environ, "DORA_PACKAGE": "audiocraft", "AUDIOCRAFT_DORA_DIR": str(tmp_path / "dora"),
-            "AUDIOCRAFT_EXTRA_CONFIG": str(conf), "AUDIOCRAFT_EXTRA_SOLVERS": "tiny=meta_tiny_solver:TinySolver",
-            "PYTHONPATH": os.pathsep.join([str(PLUGIN), os.environ.get("PYTHONPATH", "")]),
-            "OMP_NUM_THREADS": "1", "USER": os.environ.get("USER", "tester")}
+    return {
+        **os.environ,
+        "DORA_PACKAGE": "audiocraft",
+        "AUDIOCRAFT_DORA_DIR": str(tmp_path / "dora"),
+        "AUDIOCRAFT_EXTRA_CONFIG": str(conf),
+        "AUDIOCRAFT_EXTRA_SOLVERS": "tiny=meta_tiny_solver:TinySolver",
+        "PYTHONPATH": os.pathsep.join([str(PLUGIN), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "USER": os.environ.get("USER", "tester"),
+    }
 
 
 def dora(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(DORA + list(args), env=env, capture_output=True, text=True, timeout=300,
-                          cwd=Path(env["AUDIOCRAFT_DORA_DIR"]).parent)
+    proc = subprocess.run(
+        DORA + list(args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(env["AUDIOCRAFT_DORA_DIR"]).parent,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"dora {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return proc
@@ -50,7 +62,7 @@ def test_config_errors_stop_before_any_work_naming_the_key(env, monkeypatch):
         train.main.get_xp([])
     with pytest.raises(train.ConfigError, match="Could not override 'optim.learning_rate'"):
         train.main.get_xp(["solver=tiny", "optim.learning_rate=3"])
-    with pytest.raises(train.ConfigError, match="Could not find 'solver/nope'"):
+    with pytest.raises(train.ConfigError, match=r"unknown solver 'nope' .*available: .*compression/debug.*tiny"):
         train.main.get_xp(["solver=nope"])
     # a failed composition leaves no state behind: signatures computed afterwards are the usual ones
     assert [k for k, _ in train.main.get_xp(["solver=tiny", "label=x"]).delta] == ["solver", "label"]
@@ -75,8 +87,9 @@ def test_run_info_resume_clear_and_rerun_by_sig(env):
     # same command again: nothing left to train, weights unchanged
     again = dora(env, "run", "-f", sig)
     assert "Replaying past metrics" in again.stderr
-    assert torch.equal(torch.load(folder / "checkpoint.th", weights_only=True)["model"]["0.weight"],
-                       state["model"]["0.weight"])
+    assert torch.equal(
+        torch.load(folder / "checkpoint.th", weights_only=True)["model"]["0.weight"], state["model"]["0.weight"]
+    )
     # a default yaml is edited: the resumed XP lists the keys that changed
     conf = Path(env["AUDIOCRAFT_EXTRA_CONFIG"]) / "solver" / "tiny.yaml"
     conf.write_text(conf.read_text().replace("epochs: 2", "epochs: 3").replace("lr: 0.05", "lr: 0.01"))
@@ -108,6 +121,7 @@ def test_show_and_execute_only(env, monkeypatch):
         monkeypatch.setenv(key, env[key])
     monkeypatch.syspath_prepend(str(PLUGIN))
     from audiocraft import train
+
     monkeypatch.setattr(train.main.dora, "dir", Path(env["AUDIOCRAFT_DORA_DIR"]))
     solver = train.get_eval_solver_from_sig(trained.name)
     best = torch.load(trained / "checkpoint.th", weights_only=True)["best_state"]["model"]
@@ -141,5 +155,6 @@ def test_dora_run_killed_mid_epoch_resumes_exactly(env, tmp_path):
     for key, value in reference["model"].items():
         assert torch.equal(resumed["model"][key], value), key
     strip = [{s: {k: v for k, v in m.items() if k != "duration"} for s, m in e.items()} for e in reference["history"]]
-    assert strip == [{s: {k: v for k, v in m.items() if k != "duration"} for s, m in e.items()}
-                     for e in resumed["history"]]
+    assert strip == [
+        {s: {k: v for k, v in m.items() if k != "duration"} for s, m in e.items()} for e in resumed["history"]
+    ]

@@ -1,4 +1,5 @@
 """AdversarialLoss: criteria values, a discriminator step on a toy problem, generator losses and state."""
+
 import io
 
 import pytest
@@ -18,7 +19,7 @@ from audiocraft.adversarial import (
 
 
 def test_criteria_known_values():
-    x = torch.tensor([-2., 0., 0.5, 3.])
+    x = torch.tensor([-2.0, 0.0, 0.5, 3.0])
     assert get_adv_criterion("hinge")(x).item() == pytest.approx(-1.5 / 4)
     assert get_real_criterion("hinge")(x).item() == pytest.approx((3 + 1 + 0.5 + 0) / 4)
     assert get_fake_criterion("hinge")(x).item() == pytest.approx((0 + 1 + 1.5 + 4) / 4)
@@ -34,7 +35,7 @@ def test_criteria_known_values():
 
 def test_feature_matching():
     fake = [torch.ones(2, 3), torch.zeros(4)]
-    real = [torch.zeros(2, 3), torch.full((4,), 2.)]
+    real = [torch.zeros(2, 3), torch.full((4,), 2.0)]
     assert FeatureMatchingLoss()(fake, real).item() == pytest.approx((1 + 2) / 2)
     assert FeatureMatchingLoss(torch.nn.MSELoss(), normalize=False)(fake, real).item() == pytest.approx(1 + 4)
 
@@ -43,8 +44,14 @@ def _small_adv(loss_type="hinge"):
     torch.manual_seed(0)
     disc = MultiScaleSTFTDiscriminator(filters=4, n_ffts=[128, 64], hop_lengths=[32, 16], win_lengths=[128, 64])
     opt = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.5, 0.9))
-    return AdversarialLoss(disc, opt, get_adv_criterion(loss_type), get_real_criterion(loss_type),
-                           get_fake_criterion(loss_type), FeatureMatchingLoss())
+    return AdversarialLoss(
+        disc,
+        opt,
+        get_adv_criterion(loss_type),
+        get_real_criterion(loss_type),
+        get_fake_criterion(loss_type),
+        FeatureMatchingLoss(),
+    )
 
 
 @pytest.mark.parametrize("loss_type", ["hinge", "mse"])
@@ -60,7 +67,7 @@ def test_discriminator_steps_reduce_its_loss(loss_type):
     adv_noise, feat_noise = adv(fake, real)
     adv_real, feat_real = adv(real.clone(), real)
     assert adv_noise.item() > adv_real.item()
-    assert feat_real.item() == pytest.approx(0., abs=1e-6) and feat_noise.item() > 0
+    assert feat_real.item() == pytest.approx(0.0, abs=1e-6) and feat_noise.item() > 0
 
 
 def test_generator_losses_leave_the_adversary_untouched_and_reach_the_fake():
@@ -94,17 +101,39 @@ def test_state_dict_round_trip_includes_optimizer():
 
 
 def test_builders_from_upstream_config_sections():
-    cfg = OmegaConf.create({
-        "device": "cpu", "optim": {"lr": 3e-4},
-        "adversarial": {"every": 1, "adversaries": ["msstftd", "mpd"], "adv_loss": "hinge", "feat_loss": "l1"},
-        "l1": {},
-        "msstftd": {"in_channels": 1, "out_channels": 1, "filters": 4, "norm": "weight_norm",
-                    "n_ffts": [128], "hop_lengths": [32], "win_lengths": [128], "activation": "LeakyReLU",
-                    "activation_params": {"negative_slope": 0.3}},
-        "mpd": {"in_channels": 1, "out_channels": 1, "periods": [2], "n_layers": 2, "kernel_size": 5, "stride": 3,
-                "filters": 2, "filter_scales": 4, "max_filters": 16, "activation": "LeakyReLU",
-                "activation_params": {"negative_slope": 0.3}, "norm": "weight_norm"},
-    })
+    cfg = OmegaConf.create(
+        {
+            "device": "cpu",
+            "optim": {"lr": 3e-4},
+            "adversarial": {"every": 1, "adversaries": ["msstftd", "mpd"], "adv_loss": "hinge", "feat_loss": "l1"},
+            "l1": {},
+            "msstftd": {
+                "in_channels": 1,
+                "out_channels": 1,
+                "filters": 4,
+                "norm": "weight_norm",
+                "n_ffts": [128],
+                "hop_lengths": [32],
+                "win_lengths": [128],
+                "activation": "LeakyReLU",
+                "activation_params": {"negative_slope": 0.3},
+            },
+            "mpd": {
+                "in_channels": 1,
+                "out_channels": 1,
+                "periods": [2],
+                "n_layers": 2,
+                "kernel_size": 5,
+                "stride": 3,
+                "filters": 2,
+                "filter_scales": 4,
+                "max_filters": 16,
+                "activation": "LeakyReLU",
+                "activation_params": {"negative_slope": 0.3},
+                "norm": "weight_norm",
+            },
+        }
+    )
     losses = get_adversarial_losses(cfg, lambda params, optim: torch.optim.Adam(params, lr=optim.lr))
     assert list(losses) == ["msstftd", "mpd"]
     assert losses["mpd"].adversary.discriminators[0].convs[0].conv.kernel_size == (5, 1)

@@ -1,4 +1,5 @@
 """Discriminators: output shapes, feature maps and upstream state-dict key names."""
+
 import pytest
 import torch
 
@@ -20,16 +21,25 @@ def test_msstftd_shapes_and_keys():
     assert logits[1].shape == (2, 1, (4000 - 128) // 32 + 1, 9)
     assert len(fmaps[0]) == 5 and fmaps[0][0].shape[1] == 4
     keys = set(disc.state_dict())
-    assert {"discriminators.0.spec_transform.window", "discriminators.0.convs.0.conv.weight",
-            "discriminators.0.convs.1.conv.weight_g", "discriminators.0.convs.1.conv.weight_v",
-            "discriminators.1.conv_post.conv.weight_v"} <= keys
+    assert {
+        "discriminators.0.spec_transform.window",
+        "discriminators.0.convs.0.conv.weight",
+        "discriminators.0.convs.1.conv.weight_g",
+        "discriminators.0.convs.1.conv.weight_v",
+        "discriminators.1.conv_post.conv.weight_v",
+    } <= keys
     # The first convolution has no normalisation, as upstream.
     assert "discriminators.0.convs.0.conv.weight_g" not in keys
 
 
 def test_msd_shapes_downsampling_and_keys():
-    disc = MultiScaleDiscriminator(filters=4, max_filters=32, downsample_scales=[4, 4], groups=[1, 4],
-                                   scale_norms=["spectral_norm", "weight_norm", "weight_norm"])
+    disc = MultiScaleDiscriminator(
+        filters=4,
+        max_filters=32,
+        downsample_scales=[4, 4],
+        groups=[1, 4],
+        scale_norms=["spectral_norm", "weight_norm", "weight_norm"],
+    )
     x = torch.randn(2, 1, 1024)
     logits, fmaps = disc(x)
     assert [tuple(lg.shape) for lg in logits] == [(2, 1, 64), (2, 1, 33), (2, 1, 17)]  # each scale pooled by 2

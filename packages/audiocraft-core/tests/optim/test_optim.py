@@ -35,8 +35,7 @@ def test_schedule_values():
     assert poly[2] == 1.0 and math.isclose(poly[6], 0.5) and poly[10] == 0.0
     assert _lrs("step", step_size=3, gamma=0.5)[:7] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
     assert _lrs("exponential", lr_decay=0.5)[:3] == [1, 0.5, 0.25]
-    assert build_lr_scheduler(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1),
-                              None, 10) is None
+    assert build_lr_scheduler(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1), None, 10) is None
 
 
 def test_unknown_names_list_valid_keys():
@@ -75,8 +74,9 @@ def test_optimizers_train_and_resume_exactly(tmp_path, name):
     model2, opt2, sched2 = make()
     for _ in range(5):
         step(model2, opt2, sched2)
-    save_checkpoint({"model": model2.state_dict(), "opt": opt2.state_dict(), "sched": sched2.state_dict()},
-                    tmp_path / "c.th")
+    save_checkpoint(
+        {"model": model2.state_dict(), "opt": opt2.state_dict(), "sched": sched2.state_dict()}, tmp_path / "c.th"
+    )
     state = load_checkpoint(tmp_path / "c.th")
     model3, opt3, sched3 = make()
     model3.load_state_dict(state["model"])
@@ -104,3 +104,31 @@ def test_module_dict_ema():
     unbiased = ModuleDictEMA(nn.ModuleDict({"model": model}), decay=0.9)
     unbiased.step()
     assert torch.equal(unbiased.state["model"]["0.weight"], model[0].weight)  # first unbiased step = current
+
+
+def test_config_builders_live_in_optim_and_keep_upstream_names():
+    from omegaconf import OmegaConf
+
+    from audiocraft import optim
+    from audiocraft.solvers import builders
+
+    for name in ("get_optimizer", "get_lr_scheduler", "get_ema", "get_optim_parameter_groups"):
+        assert getattr(builders, name) is getattr(optim, name), name
+    cfg = OmegaConf.create(
+        {
+            "optimizer": "adam",
+            "lr": 0.5,
+            "adam": None,
+            "schedule": {"lr_scheduler": "cosine", "cosine": None},
+            "ema": None,
+        }
+    )
+    model = nn.Linear(2, 1)
+    opt = optim.get_optimizer(model, cfg)  # a null ``adam`` section means the optimizer's defaults
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["betas"] == (0.9, 0.999)
+    sched = optim.get_lr_scheduler(opt, cfg.schedule, total_updates=4)
+    assert isinstance(sched, optim.CosineLRScheduler) and opt.param_groups[0]["lr"] == 0.5
+    assert optim.get_ema(nn.ModuleDict({"m": model}), cfg.ema) is None
+    cfg.adam = [0.9, 0.99]
+    with pytest.raises(ValueError, match=r"config section 'optim.adam' must be a mapping.*ListConfig"):
+        optim.get_optimizer(model, cfg)

@@ -2,6 +2,7 @@
 solver=compression/debug config composed from the checkout's config/ with a short budget, on a small
 synthetic example dataset; checks every stage, the checkpoint, the samples, the export and that training helps.
 """
+
 import json
 import random
 import types
@@ -36,10 +37,21 @@ def example_data(tmp_path_factory) -> Path:
 
 
 def _overrides(data: Path, extra: list[str] = ()) -> list[str]:
-    return ["solver=compression/debug", "device=cpu", "optim.epochs=2", "optim.updates_per_epoch=8",
-            "dataset.valid.num_samples=8", "dataset.evaluate.num_samples=8", "dataset.generate.num_samples=1",
-            "dataset.generate.segment_duration=2", "generate.audio.format=wav"] + [
-        f"datasource.{split}={data / split}" for split in ("train", "valid", "evaluate", "generate")] + list(extra)
+    return (
+        [
+            "solver=compression/debug",
+            "device=cpu",
+            "optim.epochs=2",
+            "optim.updates_per_epoch=8",
+            "dataset.valid.num_samples=8",
+            "dataset.evaluate.num_samples=8",
+            "dataset.generate.num_samples=1",
+            "dataset.generate.segment_duration=2",
+            "generate.audio.format=wav",
+        ]
+        + [f"datasource.{split}={data / split}" for split in ("train", "valid", "evaluate", "generate")]
+        + list(extra)
+    )
 
 
 def _run(dora_dir: Path, overrides: list[str]) -> CompressionSolver:
@@ -81,6 +93,7 @@ def test_debug_training_end_to_end(tmp_path, example_data):
     assert summary["sisnr_db_exported"] == pytest.approx(-evaluate["sisnr"], abs=1e-3)  # same model, same data
 
     from audiocraft.models import CompressionModel
+
     model = CompressionModel.get_pretrained(str(exported), device="cpu")
     assert model.sample_rate == 16000 and model.channels == 1
     x = torch.sin(torch.arange(16000) / 16000 * 2 * torch.pi * 330).view(1, 1, -1) * 0.3
@@ -102,5 +115,27 @@ def test_debug_training_end_to_end(tmp_path, example_data):
 def test_non_finite_loss_stops_with_step_and_name(tmp_path):
     fake = types.SimpleNamespace(epoch=3, current_stage="train", checkpoint_path=lambda: tmp_path / "checkpoint.th")
     CompressionSolver._check_finite(fake, 5, {"l1": torch.tensor(0.5), "msspec": torch.tensor(1.0)})
-    with pytest.raises(FloatingPointError, match=r"epoch 3, train step 5: \{'msspec': nan\}.*checkpoint\.th"):
-        CompressionSolver._check_finite(fake, 5, {"l1": torch.tensor(0.5), "msspec": torch.tensor(float("nan"))})
+    bad = {"l1": torch.tensor(0.5), "msspec": torch.tensor(float("nan"))}
+    with pytest.raises(FloatingPointError, match=r"epoch 3, train step 5: \{'msspec': nan\}.*no checkpoint has been"):
+        CompressionSolver._check_finite(fake, 5, bad)  # nothing written yet: the message must not claim one is kept
+    (tmp_path / "checkpoint.th").write_bytes(b"")
+    with pytest.raises(FloatingPointError, match=r"train step 5: \{'msspec': nan\}.*checkpoint\.th\) was written"):
+        CompressionSolver._check_finite(fake, 5, bad)
+
+
+def test_model_sample_rate_must_match_the_data(tmp_path, example_data):
+    """Upstream trains silently wrong with ``encodec.sample_rate=24000`` on 16 kHz data; here it stops, naming both."""
+    overrides = _overrides(example_data, ["encodec.sample_rate=24000"])
+    cfg = _compose(overrides)
+    xp = XP(dora=DoraConfig(dir=tmp_path, exclude=[]), cfg=cfg, argv=overrides, delta=[("argv", overrides)])
+    xp.folder.mkdir(parents=True, exist_ok=True)
+    with (
+        xp.enter(),
+        pytest.raises(
+            ValueError,
+            match=r"compression model built from compression_model=encodec: "
+            r"its sample rate is 24000 Hz but the solver config has "
+            r"sample_rate=16000",
+        ),
+    ):
+        CompressionSolver(cfg)

@@ -11,54 +11,36 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from audiocraft.utils.checkpoint import load_checkpoint
+sys.path.insert(0, str(Path(__file__).parent))
+from resume_checks import assert_same_training as _assert_same  # noqa: E402
+
+from audiocraft.utils.checkpoint import load_checkpoint  # noqa: E402
 
 TINY = Path(__file__).parent / "tiny_solver.py"
-OVERRIDES = {"optim.epochs": 3, "optim.updates_per_epoch": 5, "dataset.num_workers": 1,
-             "checkpoint.save_every": 1, "checkpoint.keep_last": 2}
+OVERRIDES = {
+    "optim.epochs": 3,
+    "optim.updates_per_epoch": 5,
+    "dataset.num_workers": 1,
+    "checkpoint.save_every": 1,
+    "checkpoint.keep_last": 2,
+}
 
 
 def _run(dora_dir: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
-    return subprocess.run([sys.executable, str(TINY), str(dora_dir), json.dumps(OVERRIDES)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(TINY), str(dora_dir), json.dumps(OVERRIDES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _final(dora_dir: Path) -> dict:
     (folder,) = list((dora_dir / "xps").iterdir())
     return load_checkpoint(folder / "checkpoint.th")
-
-
-def _strip(history: list[dict]) -> list[dict]:
-    return [{s: {k: v for k, v in m.items() if k != "duration"} for s, m in e.items()} for e in history]
-
-
-def _assert_same(a: dict, b: dict) -> None:
-    for key in ("model", "optimizer", "ema", "best_state"):
-        flat_a, flat_b = _flatten(a[key]), _flatten(b[key])
-        assert flat_a.keys() == flat_b.keys()
-        for name in flat_a:
-            va, vb = flat_a[name], flat_b[name]
-            if isinstance(va, torch.Tensor):
-                assert torch.equal(va, vb), f"{key}.{name} differs"
-            else:
-                assert va == vb, f"{key}.{name} differs"
-    assert _strip(a["history"]) == _strip(b["history"])
-
-
-def _flatten(tree, prefix=""):
-    out = {}
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}.{k}"))
-    elif isinstance(tree, (list, tuple)):
-        for i, v in enumerate(tree):
-            out.update(_flatten(v, f"{prefix}.{i}"))
-    else:
-        out[prefix] = tree
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +61,11 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path, reference):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     _assert_same(reference, _final(killed))
     (folder,) = list((killed / "xps").iterdir())
-    assert sorted(p.name for p in folder.glob("checkpoint*.th")) == ["checkpoint.th", "checkpoint_2.th",
-                                                                     "checkpoint_3.th"]
+    assert sorted(p.name for p in folder.glob("checkpoint*.th")) == [
+        "checkpoint.th",
+        "checkpoint_2.th",
+        "checkpoint_3.th",
+    ]
 
 
 KILL_ON_REPLACE = """
@@ -104,8 +89,13 @@ def test_sigkill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, ref
     killed = tmp_path / "killed"
     wrapper = tmp_path / "wrapper.py"
     wrapper.write_text(KILL_ON_REPLACE)
-    proc = subprocess.run([sys.executable, str(wrapper), str(TINY), str(killed), json.dumps(OVERRIDES)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, str(wrapper), str(TINY), str(killed), json.dumps(OVERRIDES)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == -signal.SIGKILL
     assert len(_final(killed)["history"]) == 1  # the epoch 1 checkpoint is intact and loadable
     assert list(_final(killed).keys())  # and no temp file is mistaken for a checkpoint

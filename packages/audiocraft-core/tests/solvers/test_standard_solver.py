@@ -17,8 +17,7 @@ from audiocraft.utils.checkpoint import load_checkpoint  # noqa: E402
 
 
 def _metrics(history: list[dict]) -> list[dict]:
-    return [{stage: {k: v for k, v in m.items() if k != "duration"} for stage, m in epoch.items()}
-            for epoch in history]
+    return [{stage: {k: v for k, v in m.items() if k != "duration"} for stage, m in epoch.items()} for epoch in history]
 
 
 def test_run_all_stages_checkpoint_and_history(tmp_path):
@@ -27,14 +26,16 @@ def test_run_all_stages_checkpoint_and_history(tmp_path):
     history = solver.history
     assert len(history) == 3
     # evaluate / generate on every 2nd epoch and on the last one
-    assert [sorted(h) for h in history] == [["train", "valid"], ["evaluate", "generate", "train", "valid"],
-                                            ["evaluate", "generate", "train", "valid"]]
+    assert [sorted(h) for h in history] == [
+        ["train", "valid"],
+        ["evaluate", "generate", "train", "valid"],
+        ["evaluate", "generate", "train", "valid"],
+    ]
     assert history[-1]["train"]["loss"] < history[0]["train"]["loss"]
     state = load_checkpoint(solver.checkpoint_path())  # weights_only=True
     assert isinstance(state["xp.cfg"], str) and "solver: tiny" in state["xp.cfg"]
     assert set(state) >= {"model", "optimizer", "lr_scheduler", "ema", "best_state", "rng_state", "history"}
-    assert json.loads((solver.folder / "history.json").read_text())[-1]["valid"]["loss"] == history[-1]["valid"][
-        "loss"]
+    assert json.loads((solver.folder / "history.json").read_text())[-1]["valid"]["loss"] == history[-1]["valid"]["loss"]
     assert (solver.folder / "generated" / "epoch_2.json").exists()
     assert (solver.folder / "generated" / "epoch_3.json").exists()
     # the schedule stepped once per update: 3 epochs x 6 updates
@@ -65,8 +66,15 @@ def test_restart_after_completion_does_nothing(tmp_path):
 
 
 def test_save_every_keep_last_prunes_and_keep_every_states(tmp_path):
-    cfg = make_cfg(**{"optim.epochs": 5, "optim.updates_per_epoch": 2, "checkpoint.save_every": 1,
-                      "checkpoint.keep_last": 2, "checkpoint.keep_every_states": ["model"]})
+    cfg = make_cfg(
+        **{
+            "optim.epochs": 5,
+            "optim.updates_per_epoch": 2,
+            "checkpoint.save_every": 1,
+            "checkpoint.keep_last": 2,
+            "checkpoint.keep_every_states": ["model"],
+        }
+    )
     solver = run_training(tmp_path, cfg)
     names = sorted(p.name for p in solver.folder.glob("checkpoint*.th"))
     assert names == ["checkpoint.th", "checkpoint_4.th", "checkpoint_5.th"]
@@ -153,8 +161,15 @@ def test_missing_train_split_is_an_error(tmp_path):
 
 
 def test_tensorboard_profiler_and_autocast_flags(tmp_path):
-    cfg = make_cfg(**{"optim.epochs": 1, "logging.log_tensorboard": True, "profiler.enabled": True,
-                      "autocast": True, "autocast_dtype": "bfloat16"})
+    cfg = make_cfg(
+        **{
+            "optim.epochs": 1,
+            "logging.log_tensorboard": True,
+            "profiler.enabled": True,
+            "autocast": True,
+            "autocast_dtype": "bfloat16",
+        }
+    )
     solver = run_training(tmp_path, cfg)
     assert list(solver.folder.rglob("events.out.tfevents*")), "tensorboard events expected"
     assert list((solver.folder / "profiler_trace").glob("*.json")), "profiler trace expected"
@@ -166,6 +181,7 @@ def test_tensorboard_profiler_and_autocast_flags(tmp_path):
 
 def test_fsdp_needs_cuda(tmp_path):
     from audiocraft.optim import fsdp
+
     with pytest.raises(ValueError, match="fsdp.use=true needs CUDA"):
         fsdp.wrap_with_fsdp(True, "cpu", torch.nn.Linear(2, 2))
     assert isinstance(fsdp.wrap_with_fsdp(False, "cpu", torch.nn.Linear(2, 2)), torch.nn.Linear)
@@ -197,3 +213,29 @@ def test_device_auto_is_stored_as_the_device_used_and_not_reported_as_a_change(t
     with xp.enter(), caplog.at_level(logging.WARNING):
         TinySolver(solver_cfg).run()
     assert "config differs" not in caplog.text
+
+
+def test_fresh_xp_logs_no_restore_and_signature_free_overrides_are_not_a_config_change(tmp_path, caplog):
+    cfg = make_cfg(**{"optim.epochs": 1, "dora.exclude": ["logging.*", "num_threads"]})
+    xp = make_xp(tmp_path, cfg)
+    xp.folder.mkdir(parents=True)
+    with xp.enter(), caplog.at_level(logging.INFO):
+        TinySolver(cfg).run()
+    assert "Restor" not in caplog.text  # nothing to restore in a fresh XP
+    caplog.clear()
+    again = make_cfg(
+        **{
+            "optim.epochs": 1,
+            "dora.exclude": ["logging.*", "num_threads"],
+            "logging.log_updates": 3,
+            "num_threads": 2,
+            "optim.lr": 0.5,
+        }
+    )
+    with make_xp(tmp_path, again).enter(), caplog.at_level(logging.INFO):  # the same folder, another config
+        TinySolver(again).run()
+    assert "Restored weights and history." in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    changed = [w for w in warnings if "config differs" in w]
+    assert len(changed) == 1 and "optim.lr" in changed[0] and "logging" not in changed[0], warnings
+    assert "Set for this run (keys outside the XP signature): " in caplog.text and "num_threads=2" in caplog.text

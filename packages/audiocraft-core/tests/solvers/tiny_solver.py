@@ -15,6 +15,7 @@ import sys
 import typing as tp
 from pathlib import Path
 
+import flashy
 import numpy as np
 import torch
 from dora import XP
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import Dataset
 
+from audiocraft.models.export import atomic_torch_save
 from audiocraft.solvers import builders
 from audiocraft.solvers.base import StandardSolver
 from audiocraft.utils.utils import get_loader
@@ -30,22 +32,58 @@ from audiocraft.utils.utils import get_loader
 DIM = 6
 
 BASE_CFG: dict[str, tp.Any] = {
-    "solver": "tiny", "device": "cpu", "dtype": "float32", "autocast": False, "autocast_dtype": "bfloat16",
-    "seed": 42, "show": False, "continue_from": None, "execute_only": None, "execute_inplace": False,
-    "benchmark_no_load": False, "num_threads": 1, "label": None,
+    "solver": "tiny",
+    "device": "cpu",
+    "dtype": "float32",
+    "autocast": False,
+    "autocast_dtype": "bfloat16",
+    "seed": 42,
+    "show": False,
+    "continue_from": None,
+    "execute_only": None,
+    "execute_inplace": False,
+    "benchmark_no_load": False,
+    "num_threads": 1,
+    "label": None,
     "logging": {"level": "INFO", "log_updates": 5, "log_tensorboard": False, "log_wandb": False},
     "tensorboard": {"with_media_logging": False, "name": None, "sub_dir": None},
     "wandb": {"with_media_logging": False, "project": None, "name": None, "group": None},
-    "fsdp": {"use": False, "param_dtype": "float16", "reduce_dtype": "float32", "buffer_dtype": "float32",
-             "sharding_strategy": "shard_grad_op", "per_block": True},
-    "profiler": {"enabled": False}, "deadlock": {"use": False, "timeout": 600},
-    "dataset": {"batch_size": 8, "num_workers": 0, "train": {"num_samples": 64}, "valid": {"num_samples": 32},
-                "evaluate": {"num_samples": 32}},
-    "checkpoint": {"save_last": True, "save_every": None, "keep_last": None, "keep_every_states": None},
-    "generate": {"every": None}, "evaluate": {"every": None},
-    "optim": {"epochs": 4, "updates_per_epoch": 6, "lr": 0.05, "optimizer": "adam", "grad_accum_steps": 1,
-              "max_norm": 1.0, "adam": {"betas": [0.9, 0.999], "weight_decay": 0.0},
-              "ema": {"use": True, "updates": 1, "device": "cpu", "decay": 0.9}},
+    "fsdp": {
+        "use": False,
+        "param_dtype": "float16",
+        "reduce_dtype": "float32",
+        "buffer_dtype": "float32",
+        "sharding_strategy": "shard_grad_op",
+        "per_block": True,
+    },
+    "profiler": {"enabled": False},
+    "deadlock": {"use": False, "timeout": 600},
+    "dataset": {
+        "batch_size": 8,
+        "num_workers": 0,
+        "train": {"num_samples": 64},
+        "valid": {"num_samples": 32},
+        "evaluate": {"num_samples": 32},
+    },
+    "checkpoint": {
+        "save_last": True,
+        "save_every": None,
+        "keep_last": None,
+        "keep_every_states": None,
+        "save_every_updates": None,
+    },
+    "generate": {"every": None},
+    "evaluate": {"every": None},
+    "optim": {
+        "epochs": 4,
+        "updates_per_epoch": 6,
+        "lr": 0.05,
+        "optimizer": "adam",
+        "grad_accum_steps": 1,
+        "max_norm": 1.0,
+        "adam": {"betas": [0.9, 0.999], "weight_decay": 0.0},
+        "ema": {"use": True, "updates": 1, "device": "cpu", "decay": 0.9},
+    },
     "schedule": {"lr_scheduler": "cosine", "cosine": {"warmup": 2, "lr_min_ratio": 0.1, "cycle_length": 1.0}},
 }
 
@@ -101,8 +139,9 @@ class TinySolver(StandardSolver):
             if self.cfg.execute_only is not None and split != self.cfg.execute_only:
                 continue
             dataset = TinyDataset(ds[split].num_samples, seed={"train": 0, "valid": 1, "evaluate": 2}[split])
-            self.dataloaders[split] = get_loader(dataset, None, batch_size=ds.batch_size,
-                                                 num_workers=ds.num_workers, seed=self.cfg.seed, shuffle=shuffle)
+            self.dataloaders[split] = get_loader(
+                dataset, None, batch_size=ds.batch_size, num_workers=ds.num_workers, seed=self.cfg.seed, shuffle=shuffle
+            )
 
     def run_step(self, idx: int, batch: tp.Any, metrics: dict) -> dict:
         x, y = batch
@@ -127,6 +166,14 @@ class TinySolver(StandardSolver):
             total += nn.functional.mse_loss(self.model(x), y, reduction="sum").item()
             count += len(x)
         return {"mse": total / count}
+
+    def run(self) -> None:
+        """Train, then export the best model weights to ``<xp>/exported/tiny.bin`` (as the task solvers do)."""
+        super().run()
+        if self.epoch > self.cfg.optim.epochs and flashy.distrib.is_rank_zero():
+            atomic_torch_save(
+                {"best_state": self.best_state.state_dict()["model"]}, self.folder / "exported" / "tiny.bin"
+            )
 
     def generate(self) -> dict:
         out = self.folder / "generated" / f"epoch_{self.epoch}.json"
@@ -158,5 +205,11 @@ def run_training(dora_dir: Path | str, cfg: DictConfig, name: str = "tiny") -> T
 
 if __name__ == "__main__":
     import logging
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when run through runpy from another folder
+    import tiny_solver  # this file as a module, so that tests can patch `tiny_solver:TinySolver.<method>`
+
     logging.basicConfig(level=logging.INFO)
-    run_training(sys.argv[1], make_cfg(**json.loads(sys.argv[2])), name=sys.argv[3] if len(sys.argv) > 3 else "tiny")
+    tiny_solver.run_training(
+        sys.argv[1], make_cfg(**json.loads(sys.argv[2])), name=sys.argv[3] if len(sys.argv) > 3 else "tiny"
+    )

@@ -80,6 +80,10 @@ def test_flush_stale_checkpoints_prunes_oldest(tmp_path):
     checkpoint.save_checkpoint({}, tmp_path / "checkpoint_best.th")
     removed = checkpoint.flush_stale_checkpoints(tmp_path / "checkpoint.th", keep_last=2)
     assert sorted(p.name for p in removed) == ["checkpoint_1.th", "checkpoint_2.th", "checkpoint_3.th"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.th", "checkpoint_10.th", "checkpoint_11.th",
-                                                          "checkpoint_best.th"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.th",
+        "checkpoint_10.th",
+        "checkpoint_11.th",
+        "checkpoint_best.th",
+    ]
     assert checkpoint.flush_stale_checkpoints(tmp_path / "checkpoint.th", keep_last=None) == []

@@ -17,8 +17,10 @@ def _one_thread():
 def _tone(seconds: float, sample_rate: int, channels: int = 1, freq: float = 440.0) -> torch.Tensor:
     """A [C, T] test signal: distinct sines per channel with a slow envelope, peak 0.5."""
     t = torch.arange(int(seconds * sample_rate)) / sample_rate
-    chans = [0.5 * torch.sin(2 * math.pi * freq * (c + 1) * t) * (0.6 + 0.4 * torch.sin(2 * math.pi * 0.7 * t))
-             for c in range(channels)]
+    chans = [
+        0.5 * torch.sin(2 * math.pi * freq * (c + 1) * t) * (0.6 + 0.4 * torch.sin(2 * math.pi * 0.7 * t))
+        for c in range(channels)
+    ]
     return torch.stack(chans)
 
 

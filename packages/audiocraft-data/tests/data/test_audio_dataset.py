@@ -13,8 +13,12 @@ from audiocraft.data.audio_dataset import AudioDataset, AudioMeta, SegmentInfo, 
 def manifest(tmp_path, tone):
     metas = []
     for i in range(6):
-        path = audio_write(tmp_path / f"f{i}", tone(1.0 + 0.5 * i, 16000, 1 + i % 2, freq=100.0 * (i + 1)), 16000,
-                           format=["wav", "flac", "mp3"][i % 3])
+        path = audio_write(
+            tmp_path / f"f{i}",
+            tone(1.0 + 0.5 * i, 16000, 1 + i % 2, freq=100.0 * (i + 1)),
+            16000,
+            format=["wav", "flac", "mp3"][i % 3],
+        )
         metas.append(AudioMeta(str(path), 1.0 + 0.5 * i, 16000))
     save_audio_meta(tmp_path / "data.jsonl", metas)
     return tmp_path
@@ -25,8 +29,9 @@ def _infos(ds, n):
 
 
 def test_segments_shape_and_info(manifest):
-    ds = AudioDataset.from_meta(manifest, segment_duration=0.5, sample_rate=8000, channels=2, num_samples=12,
-                                return_info=True)
+    ds = AudioDataset.from_meta(
+        manifest, segment_duration=0.5, sample_rate=8000, channels=2, num_samples=12, return_info=True
+    )
     assert len(ds) == 12
     wav, info = ds[0]
     assert wav.shape == (2, 4000) and wav.dtype == torch.float32
@@ -56,17 +61,26 @@ def test_sampling_is_pure_function_of_seed_epoch_index(manifest):
 
 
 def test_no_shuffle_ignores_epoch(manifest):
-    ds = AudioDataset.from_meta(manifest, segment_duration=0.4, shuffle=False, num_samples=8, return_info=True,
-                                sample_rate=16000, channels=1)
+    ds = AudioDataset.from_meta(
+        manifest, segment_duration=0.4, shuffle=False, num_samples=8, return_info=True, sample_rate=16000, channels=1
+    )
     first = _infos(ds, 8)
     ds.set_epoch(5)
     assert _infos(ds, 8) == first
 
 
 def test_permutation_on_files_visits_each_file_once_per_pass(manifest):
-    ds = AudioDataset.from_meta(manifest, segment_duration=0.4, num_samples=6, permutation_on_files=True,
-                                sample_on_duration=False, sample_on_weight=False, return_info=True,
-                                sample_rate=16000, channels=1)
+    ds = AudioDataset.from_meta(
+        manifest,
+        segment_duration=0.4,
+        num_samples=6,
+        permutation_on_files=True,
+        sample_on_duration=False,
+        sample_on_weight=False,
+        return_info=True,
+        sample_rate=16000,
+        channels=1,
+    )
     for epoch in range(2):
         ds.set_epoch(epoch)
         assert len({p for p, _ in _infos(ds, 6)}) == 6
@@ -81,10 +95,17 @@ def test_whole_files_and_padding(manifest):
     batch, infos = ds.collater(wavs)
     assert batch.shape == (3, 1, 16000 * 2)
     assert [i.n_frames for i in infos] == [16000, 24000, 32000] and {i.total_frames for i in infos} == {32000}
-    short = AudioDataset.from_meta(manifest, segment_duration=3.0, sample_rate=16000, channels=1, num_samples=4,
-                                   min_segment_ratio=1.0, return_info=True)
+    short = AudioDataset.from_meta(
+        manifest,
+        segment_duration=3.0,
+        sample_rate=16000,
+        channels=1,
+        num_samples=4,
+        min_segment_ratio=1.0,
+        return_info=True,
+    )
     wav, info = short[0]
-    assert wav.shape == (1, 48000) and info.n_frames < 48000 and wav[:, info.n_frames:].abs().max() == 0
+    assert wav.shape == (1, 48000) and info.n_frames < 48000 and wav[:, info.n_frames :].abs().max() == 0
 
 
 def test_duration_filters(manifest):
@@ -98,8 +119,15 @@ def test_retry_bad_files_and_count_failures(manifest, caplog):
     bad = manifest / "bad.wav"
     bad.write_bytes(b"RIFF" + b"\x00" * 100)
     metas = [AudioMeta(str(bad), 50.0, 16000), AudioMeta(str(manifest / "f0.wav"), 1.0, 16000)]
-    ds = AudioDataset(metas, segment_duration=0.5, num_samples=20, sample_rate=16000, channels=1, return_info=True,
-                      sample_on_duration=False)
+    ds = AudioDataset(
+        metas,
+        segment_duration=0.5,
+        num_samples=20,
+        sample_rate=16000,
+        channels=1,
+        return_info=True,
+        sample_on_duration=False,
+    )
     with caplog.at_level("WARNING"):
         for i in range(20):
             assert ds[i][1].meta.path.endswith("f0.wav")
@@ -127,10 +155,24 @@ def test_zip_members_in_manifest(tmp_path, manifest):
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(manifest / "f1.flac", "clips/f1.flac")
     save_audio_meta(tmp_path / "z" / "data.jsonl", [AudioMeta(f"{archive}:clips/f1.flac", 1.5, 16000)])
-    ds = AudioDataset.from_meta(tmp_path / "z", segment_duration=0.5, num_samples=3, sample_rate=16000, channels=2,
-                                shuffle=False, return_info=True)
-    ref = AudioDataset([AudioMeta(str(manifest / "f1.flac"), 1.5, 16000)], segment_duration=0.5, num_samples=3,
-                       sample_rate=16000, channels=2, shuffle=False, return_info=True)
+    ds = AudioDataset.from_meta(
+        tmp_path / "z",
+        segment_duration=0.5,
+        num_samples=3,
+        sample_rate=16000,
+        channels=2,
+        shuffle=False,
+        return_info=True,
+    )
+    ref = AudioDataset(
+        [AudioMeta(str(manifest / "f1.flac"), 1.5, 16000)],
+        segment_duration=0.5,
+        num_samples=3,
+        sample_rate=16000,
+        channels=2,
+        shuffle=False,
+        return_info=True,
+    )
     for i in range(3):
         assert torch.equal(ds[i][0], ref[i][0])
 
@@ -150,20 +192,31 @@ def test_dataloader_workers_are_deterministic(manifest):
 
 
 def test_upstream_entry_points(manifest):
-    ds = AudioDataset.from_path(manifest, segment_duration=0.5, num_samples=3, sample_rate=16000, channels=1,
-                                return_info=True, shuffle_seed=1)
+    ds = AudioDataset.from_path(
+        manifest, segment_duration=0.5, num_samples=3, sample_rate=16000, channels=1, return_info=True, shuffle_seed=1
+    )
     assert len(ds.meta) == 6
     ds.start_epoch(4)
     assert ds.current_epoch == 4
-    other = AudioDataset.from_meta(manifest, segment_duration=0.5, num_samples=3, sample_rate=16000, channels=1,
-                                   return_info=True, shuffle_seed=1, check_paths=False)
+    other = AudioDataset.from_meta(
+        manifest,
+        segment_duration=0.5,
+        num_samples=3,
+        sample_rate=16000,
+        channels=1,
+        return_info=True,
+        shuffle_seed=1,
+        check_paths=False,
+    )
     other.set_epoch(4)
-    assert [(i.meta.path, i.seek_time) for _, i in (other[k] for k in range(3))] == \
-        [(i.meta.path, i.seek_time) for _, i in (ds[k] for k in range(3))]
+    assert [(i.meta.path, i.seek_time) for _, i in (other[k] for k in range(3))] == [
+        (i.meta.path, i.seek_time) for _, i in (ds[k] for k in range(3))
+    ]
 
 
 def test_load_wav_false_gives_silence_of_the_right_shape(manifest):
-    ds = AudioDataset.from_meta(manifest, segment_duration=0.5, num_samples=2, sample_rate=8000, channels=2,
-                                load_wav=False, return_info=True)
+    ds = AudioDataset.from_meta(
+        manifest, segment_duration=0.5, num_samples=2, sample_rate=8000, channels=2, load_wav=False, return_info=True
+    )
     wav, info = ds[0]
     assert wav.shape == (2, 4000) and wav.abs().max() == 0 and info.n_frames == 4000

@@ -48,8 +48,9 @@ def test_manifests_sidecars_and_dataset(tmp_path):
             assert f"{side['bpm']} bpm" in side["description"] and side["key"] in side["description"]
             assert side["genre"] in side["description"]
             assert isinstance(side["moods"], list) and isinstance(side["keywords"], list)
-    ds = AudioDataset.from_meta(tmp_path / "egs" / "train", segment_duration=0.5, sample_rate=16000, channels=1,
-                                num_samples=4)
+    ds = AudioDataset.from_meta(
+        tmp_path / "egs" / "train", segment_duration=0.5, sample_rate=16000, channels=1, num_samples=4
+    )
     batch = ds.collater([ds[i] for i in range(4)])
     assert batch.shape == (4, 1, 8000) and batch.abs().max() > 0.05
 
@@ -73,10 +74,26 @@ def test_audio_is_music_like(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    assert main([str(tmp_path / "egs"), "--seed", "3", "--num-clips", "4", "--min-duration", "1",
-                 "--max-duration", "1.5"]) == 0
+    assert (
+        main([str(tmp_path / "egs"), "--seed", "3", "--num-clips", "4", "--min-duration", "1", "--max-duration", "1.5"])
+        == 0
+    )
     assert "wrote 4 clips" in capsys.readouterr().err
     assert all((tmp_path / "egs" / s / "data.jsonl").exists() for s in SPLITS)
     with pytest.raises(SystemExit):
         main([str(tmp_path / "x"), "--num-clips", "2"])
     assert "num_clips" in capsys.readouterr().err
+
+
+def test_regenerating_into_the_same_folder_leaves_no_stale_clips(tmp_path):
+    generate_example_dataset(tmp_path, num_clips=8, min_duration=1.0, max_duration=1.5)
+    (tmp_path / "train" / "notes.txt").write_text("mine")  # a user's own file stays
+    _small(tmp_path)  # 6 clips: fewer per split
+    for split in SPLITS:
+        listed = {m.path for m in load_audio_meta(tmp_path / split / "data.jsonl")}
+        on_disk = {p.name for p in (tmp_path / split).glob("*.wav")}
+        assert on_disk == {p.rsplit("/", 1)[-1] for p in listed}, split
+        assert {p.stem for p in (tmp_path / split).glob("*.json")} == {n[:-4] for n in on_disk}
+    assert (tmp_path / "train" / "notes.txt").read_text() == "mine"
+    _small(tmp_path / "fresh")
+    assert _digest(tmp_path / "valid") == _digest(tmp_path / "fresh" / "valid")

@@ -51,20 +51,27 @@ def test_relative_paths_resolve_against_manifest(tmp_path, folder):
     assert meta.path == str(folder / "audio" / "sub0" / "clip0.wav")
 
 
-@pytest.mark.parametrize("line,message", [
-    ("{not json", "line 2: invalid JSON"),
-    ("[1, 2]", "line 2: expected a JSON object"),
-    ('{"duration": 1.0, "sample_rate": 16000}', "line 2: missing key 'path'"),
-    ('{"path": "X", "duration": "long", "sample_rate": 16000}', "line 2: key 'duration' has wrong type"),
-    ('{"path": "X", "duration": 1.0, "sample_rate": 16000.5}', "line 2: key 'sample_rate' has wrong type"),
-    ('{"path": "X", "duration": 1.0, "sample_rate": 16000, "weight": "heavy"}', "line 2: key 'weight'"),
-    ('{"path": "/does/not/exist.wav", "duration": 1.0, "sample_rate": 16000}', "line 2: key 'path': file does not"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("{not json", "line 2: invalid JSON"),
+        ("[1, 2]", "line 2: expected a JSON object"),
+        ('{"duration": 1.0, "sample_rate": 16000}', "line 2: missing key 'path'"),
+        ('{"path": "X", "duration": "long", "sample_rate": 16000}', "line 2: key 'duration' has wrong type"),
+        ('{"path": "X", "duration": 1.0, "sample_rate": 16000.5}', "line 2: key 'sample_rate' has wrong type"),
+        ('{"path": "X", "duration": 1.0, "sample_rate": 16000, "weight": "heavy"}', "line 2: key 'weight'"),
+        ('{"path": "/does/not/exist.wav", "duration": 1.0, "sample_rate": 16000}', "line 2: key 'path': file does not"),
+    ],
+)
 def test_bad_lines_name_manifest_line_and_key(tmp_path, folder, line, message):
     good = folder / "audio" / "sub0" / "clip0.wav"
     manifest = tmp_path / "bad.jsonl"
-    manifest.write_text(json.dumps({"path": str(good), "duration": 0.5, "sample_rate": 16000}) + "\n"
-                        + line.replace('"X"', json.dumps(str(good))) + "\n")
+    manifest.write_text(
+        json.dumps({"path": str(good), "duration": 0.5, "sample_rate": 16000})
+        + "\n"
+        + line.replace('"X"', json.dumps(str(good)))
+        + "\n"
+    )
     with pytest.raises(ManifestError) as err:
         load_audio_meta(manifest)
     assert str(manifest) in str(err.value) and message in str(err.value)
@@ -92,6 +99,7 @@ def test_builder_cli(tmp_path, folder, capsys):
 
 
 def test_builder_cli_help():
-    proc = subprocess.run([sys.executable, "-m", "audiocraft.data.audio_dataset", "--help"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "audiocraft.data.audio_dataset", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--resolve" in proc.stdout and "--complete" in proc.stdout and "--workers" in proc.stdout

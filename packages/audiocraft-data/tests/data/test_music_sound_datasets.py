@@ -14,9 +14,18 @@ from audiocraft.data.info_audio_dataset import AudioInfo, InfoAudioDataset, get_
 from audiocraft.data.music_dataset import MusicDataset, MusicInfo, augment_music_info_description, get_musical_key
 from audiocraft.data.sound_dataset import SoundDataset, mix_samples
 
-SIDECAR = {"title": "Neon Garden", "artist": "The Sine Waves", "key": "A minor", "bpm": "128", "genre": "Electronic",
-           "moods": ["Upbeat", "energetic"], "keywords": "synth, dance", "instrument": "Synth Lead", "name": "clip",
-           "description": "an upbeat electronic track in A minor at 128 bpm with a bright synth lead."}
+SIDECAR = {
+    "title": "Neon Garden",
+    "artist": "The Sine Waves",
+    "key": "A minor",
+    "bpm": "128",
+    "genre": "Electronic",
+    "moods": ["Upbeat", "energetic"],
+    "keywords": "synth, dance",
+    "instrument": "Synth Lead",
+    "name": "clip",
+    "description": "an upbeat electronic track in A minor at 128 bpm with a bright synth lead.",
+}
 
 
 @pytest.fixture
@@ -34,8 +43,9 @@ def music(tmp_path, tone):
 
 
 def test_info_dataset_returns_audio_info(music):
-    ds = InfoAudioDataset.from_meta(music, segment_duration=0.5, sample_rate=16000, channels=1, num_samples=2,
-                                    return_info=True)
+    ds = InfoAudioDataset.from_meta(
+        music, segment_duration=0.5, sample_rate=16000, channels=1, num_samples=2, return_info=True
+    )
     wav, info = ds[0]
     assert isinstance(info, AudioInfo) and info.to_condition_attributes() == ConditioningAttributes()
     plain = InfoAudioDataset.from_meta(music, segment_duration=0.5, sample_rate=16000, channels=1, num_samples=2)
@@ -60,8 +70,14 @@ def test_music_dataset_attributes(music):
 
 
 def test_music_dataset_joint_embed(music):
-    ds = MusicDataset.from_meta(music, segment_duration=0.5, sample_rate=16000, channels=1, num_samples=2,
-                                joint_embed_attributes=["description"])
+    ds = MusicDataset.from_meta(
+        music,
+        segment_duration=0.5,
+        sample_rate=16000,
+        channels=1,
+        num_samples=2,
+        joint_embed_attributes=["description"],
+    )
     _, info = ds[0]
     joint = info.to_condition_attributes().joint_embed["description"]
     assert joint.text == [info.description] and joint.wav.shape == (1, 1, 8000)
@@ -83,13 +99,21 @@ def test_required_fields(tmp_path, music):
 
 
 def test_text_augmentation_upstream_semantics():
-    info = MusicInfo.from_dict(dict(SIDECAR, meta=None, seek_time=0.0, n_frames=1, total_frames=1, sample_rate=1,
-                                    channels=1))
-    merged = augment_music_info_description(info, merge_text_p=1.0, drop_desc_p=0.0, drop_other_p=1.0,
-                                            rng=random.Random(0))
+    info = MusicInfo.from_dict(
+        dict(SIDECAR, meta=None, seek_time=0.0, n_frames=1, total_frames=1, sample_rate=1, channels=1)
+    )
+    merged = augment_music_info_description(
+        info, merge_text_p=1.0, drop_desc_p=0.0, drop_other_p=1.0, rng=random.Random(0)
+    )
     assert merged.description.startswith(SIDECAR["description"].rstrip("."))
-    for part in ["key: a minor", "bpm: 128.0", "genre: electronic", "moods: upbeat, energetic",
-                 "instrument: synth lead", "keywords: synth, dance"]:
+    for part in [
+        "key: a minor",
+        "bpm: 128.0",
+        "genre: electronic",
+        "moods: upbeat, energetic",
+        "instrument: synth lead",
+        "keywords: synth, dance",
+    ]:
         assert part in merged.description
     assert info.description == SIDECAR["description"]  # input untouched
     only_meta = augment_music_info_description(info, 1.0, drop_desc_p=1.0, drop_other_p=1.0, rng=random.Random(0))
@@ -101,8 +125,15 @@ def test_text_augmentation_upstream_semantics():
 
 
 def test_augmentation_is_deterministic_per_item(music):
-    kwargs = dict(segment_duration=0.5, sample_rate=16000, channels=1, num_samples=16, merge_text_p=0.5,
-                  drop_desc_p=0.5, drop_other_p=0.5)
+    kwargs = dict(
+        segment_duration=0.5,
+        sample_rate=16000,
+        channels=1,
+        num_samples=16,
+        merge_text_p=0.5,
+        drop_desc_p=0.5,
+        drop_other_p=0.5,
+    )
     a = MusicDataset.from_meta(music, **kwargs)
     b = MusicDataset.from_meta(music, **kwargs)
     random.seed(1)
@@ -135,8 +166,15 @@ def sounds(tmp_path, tone):
 
 def test_sound_dataset_descriptions(sounds):
     metas, ext = sounds
-    ds = SoundDataset(metas, segment_duration=0.5, sample_rate=16000, channels=1, num_samples=16,
-                      sample_on_duration=False, external_metadata_source=str(ext))
+    ds = SoundDataset(
+        metas,
+        segment_duration=0.5,
+        sample_rate=16000,
+        channels=1,
+        num_samples=16,
+        sample_on_duration=False,
+        external_metadata_source=str(ext),
+    )
     seen = {}
     for i in range(16):
         wav, info = ds[i]
@@ -152,8 +190,16 @@ def test_sound_dataset_descriptions(sounds):
 
 def test_sound_mixing(sounds):
     metas, ext = sounds
-    ds = SoundDataset(metas, segment_duration=0.5, sample_rate=16000, channels=1, num_samples=8,
-                      external_metadata_source=str(ext), aug_p=1.0, mix_p=0.5)
+    ds = SoundDataset(
+        metas,
+        segment_duration=0.5,
+        sample_rate=16000,
+        channels=1,
+        num_samples=8,
+        external_metadata_source=str(ext),
+        aug_p=1.0,
+        mix_p=0.5,
+    )
     samples = [ds[i] for i in range(8)]
     wav, infos = ds.collater(samples)
     assert wav.shape == (4, 1, 8000) and len(infos) == 4 and wav.abs().max() < 1
@@ -172,6 +218,11 @@ def test_music_sidecar_in_zip(tmp_path, tone):
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(path, "music/z.wav")
         zf.write(path.with_suffix(".json"), "music/z.json")
-    ds = MusicDataset([AudioMeta(f"{archive}:music/z.wav", 1.0, 16000)], segment_duration=0.5, num_samples=1,
-                      sample_rate=16000, channels=1)
+    ds = MusicDataset(
+        [AudioMeta(f"{archive}:music/z.wav", 1.0, 16000)],
+        segment_duration=0.5,
+        num_samples=1,
+        sample_rate=16000,
+        channels=1,
+    )
     assert ds[0][1].genre == "electronic"

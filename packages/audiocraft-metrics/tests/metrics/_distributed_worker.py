@@ -3,6 +3,7 @@
 Not a test module (no `test_` prefix). The test puts this folder on sys.path so that processes started by
 torch.multiprocessing (spawn) can import it.
 """
+
 import importlib.util
 import json
 import math
@@ -38,9 +39,15 @@ class Features(torch.nn.Module):
         frames = wav[:, 0, : wav.shape[-1] // 1600 * 1600].reshape(wav.shape[0], -1, 1600)
         spec = torch.fft.rfft(frames).abs()
         half = spec.shape[-1] // 2
-        return torch.stack([torch.log(frames.pow(2).mean(-1) + 1e-6), frames.diff(dim=-1).abs().mean(-1),
-                            (frames[..., 1:] * frames[..., :-1] < 0).float().mean(-1),
-                            torch.log(spec[..., half:].mean(-1) / (spec[..., :half].mean(-1) + 1e-6) + 1e-6)], -1)
+        return torch.stack(
+            [
+                torch.log(frames.pow(2).mean(-1) + 1e-6),
+                frames.diff(dim=-1).abs().mean(-1),
+                (frames[..., 1:] * frames[..., :-1] < 0).float().mean(-1),
+                torch.log(spec[..., half:].mean(-1) / (spec[..., :half].mean(-1) + 1e-6) + 1e-6),
+            ],
+            -1,
+        )
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         return torch.stack([torch.tensor([len(t), t.count("a"), t.count("e"), 1.0]) for t in texts])
@@ -64,9 +71,12 @@ def dataset() -> dict:
         ref = 0.3 * source * torch.sin(2 * math.pi * 2 * t).clamp(min=0) ** 2
         refs.append(ref)
         preds.append(0.8 * ref + (0.01 + 0.02 * i) * torch.randn(LENGTH, generator=g))
-    return {"preds": torch.stack(preds)[:, None], "targets": torch.stack(refs)[:, None],
-            "sizes": torch.tensor([16000, 12000, 16000, 9000, 16000]),
-            "texts": ["a happy tune", "sad piano", "energetic beat", "ambient pad", "a e a e"]}
+    return {
+        "preds": torch.stack(preds)[:, None],
+        "targets": torch.stack(refs)[:, None],
+        "sizes": torch.tensor([16000, 12000, 16000, 9000, 16000]),
+        "texts": ["a happy tune", "sad piano", "energetic beat", "ambient pad", "a e a e"],
+    }
 
 
 def build() -> dict:
@@ -89,7 +99,7 @@ def build() -> dict:
 def feed(metrics: dict, items: list[int], batch_size: int = 2) -> None:
     data = dataset()
     for start in range(0, len(items), batch_size):
-        idx = items[start:start + batch_size]
+        idx = items[start : start + batch_size]
         preds, targets, sizes = data["preds"][idx], data["targets"][idx], data["sizes"][idx]
         rates = torch.full((len(idx),), SR)
         for name, metric in metrics.items():
@@ -107,8 +117,7 @@ def results(metrics: dict) -> dict:
 
 def run(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                                         world_size=world_size)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         metrics = build()
         # uneven shares (3 items and 2 items): an average of per-worker averages would be wrong

@@ -1,4 +1,5 @@
 """Shared fixtures for the audiocraft-metrics tests."""
+
 from pathlib import Path
 
 import pytest

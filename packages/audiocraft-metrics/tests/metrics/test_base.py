@@ -1,4 +1,5 @@
 """The Metric base class: additive states, reset, reduction without a process group."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Builders from upstream-style `metrics.<name>` sections (plain mappings, as OmegaConf would give)."""
+
 import stat
 import sys
 from pathlib import Path
@@ -18,18 +19,27 @@ from audiocraft.metrics.embeddings import VGGish
 UPSTREAM_MUSICGEN = {  # metrics.* of upstream's composed musicgen config, with this project's additions
     "fad": {"use_gt": False, "model": "tf", "tf": {"bin": None, "model_path": "//reference/fad/vggish_model.ckpt"}},
     "kld": {"use_gt": False, "model": "passt", "passt": {"pretrained_length": 20}},
-    "text_consistency": {"use_gt": False, "model": "clap",
-                         "clap": {"model_path": "//reference/clap/music_audioset_epoch_15_esc_90.14.pt",
-                                  "model_arch": "HTSAT-base", "enable_fusion": False}},
-    "chroma_cosine": {"use_gt": False, "model": "chroma_base",
-                      "chroma_base": {"sample_rate": 32000, "n_chroma": 12, "radix2_exp": 14, "argmax": True}},
+    "text_consistency": {
+        "use_gt": False,
+        "model": "clap",
+        "clap": {
+            "model_path": "//reference/clap/music_audioset_epoch_15_esc_90.14.pt",
+            "model_arch": "HTSAT-base",
+            "enable_fusion": False,
+        },
+    },
+    "chroma_cosine": {
+        "use_gt": False,
+        "model": "chroma_base",
+        "chroma_base": {"sample_rate": 32000, "n_chroma": 12, "radix2_exp": 14, "argmax": True},
+    },
 }
 
 
 def test_chroma_from_upstream_section() -> None:
     metric = builders.get_chroma_cosine_similarity(UPSTREAM_MUSICGEN["chroma_cosine"])
     assert isinstance(metric, ChromaCosineSimilarityMetric)
-    assert metric.chroma_extractor.nfft == 2 ** 14 and metric.chroma_extractor.argmax
+    assert metric.chroma_extractor.nfft == 2**14 and metric.chroma_extractor.argmax
 
 
 def test_unknown_model_lists_valid_ones() -> None:
@@ -62,8 +72,12 @@ def test_fad_vggish_with_resolved_paths_and_reference_stats(tmp_path: Path, monk
         return VGGish.__new__(VGGish)
 
     monkeypatch.setattr(VGGish, "from_pretrained", staticmethod(fake_from_pretrained))
-    section = {"model": "vggish", "use_gt": False, "reference_stats": "//reference/fad/ref.pt",
-               "vggish": {"model_path": "//reference/fad/vggish.pth"}}
+    section = {
+        "model": "vggish",
+        "use_gt": False,
+        "reference_stats": "//reference/fad/ref.pt",
+        "vggish": {"model_path": "//reference/fad/vggish.pth"},
+    }
     metric = builders.get_fad(section, resolve_path=lambda p: tmp_path / p.removeprefix("//reference/fad/"))
     assert isinstance(metric, FrechetAudioDistanceMetric)
     assert loaded == [(tmp_path / "vggish.pth", None)]
@@ -79,8 +93,9 @@ def test_visqol_from_section(tmp_path: Path) -> None:
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "tcd.model").write_text("m")
-    metric = builders.get_visqol({"mode": "speech", "bin": "//visqol", "model": "tcd.model"},
-                                 resolve_path=lambda p: exe)
+    metric = builders.get_visqol(
+        {"mode": "speech", "bin": "//visqol", "model": "tcd.model"}, resolve_path=lambda p: exe
+    )
     assert isinstance(metric, ViSQOL) and metric.target_sr == 16000
     with pytest.raises(ValueError, match="metrics.visqol.bin"):
         builders.get_visqol({"mode": "audio", "bin": None, "model": "tcd.model"})

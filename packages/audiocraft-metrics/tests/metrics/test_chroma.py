@@ -1,4 +1,5 @@
 """Chroma extraction and chroma cosine similarity on pure tones."""
+
 import math
 
 import pytest
@@ -51,7 +52,13 @@ def test_resampling_and_valid_lengths() -> None:
     metric = ChromaCosineSimilarityMetric(sample_rate=SR, radix2_exp=12)
     a4_32k = tone(midi(69), sr=32000)
     noisy = a4_32k.clone()
-    noisy[..., 32000:] = torch.randn(1, 1, 32000)  # beyond the valid length
+    # noise beyond the valid length (seeded: the STFT frames that straddle the boundary see some of it, so the
+    # similarity is just below 1, 0.9990-0.9996 over 200 seeds)
+    noisy[..., 32000:] = torch.randn(1, 1, 32000, generator=torch.Generator().manual_seed(0))
     metric.update(noisy, a4_32k, sizes=[32000], sample_rates=32000)
-    assert metric.compute() == pytest.approx(1.0, abs=1e-3)
+    assert metric.compute() == pytest.approx(1.0, abs=2e-3)
     assert int(metric.reduced_states()["weight"]) == math.ceil(16000 / 1024)
+    # the same pair with the whole signal counted as valid: the noise frames now weigh in
+    unmasked = ChromaCosineSimilarityMetric(sample_rate=SR, radix2_exp=12)
+    unmasked.update(noisy, a4_32k, sizes=[64000], sample_rates=32000)
+    assert unmasked.compute() < 0.9

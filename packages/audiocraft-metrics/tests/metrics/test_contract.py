@@ -1,4 +1,5 @@
 """Every metric of the package against the MetricContract conformance mixin."""
+
 import math
 import stat
 import sys
@@ -100,9 +101,11 @@ class TestChroma(MetricContract):
 class TestTextConsistency(MetricContract):
     def make_metric(self):
         embed = _Embed()
-        return TextConsistencyMetric(lambda wav: embed(wav).mean(1),
-                                     lambda texts: torch.tensor([[len(t), t.count("o"), 1.0] for t in texts]),
-                                     sample_rate=SR)
+        return TextConsistencyMetric(
+            lambda wav: embed(wav).mean(1),
+            lambda texts: torch.tensor([[len(t), t.count("o"), 1.0] for t in texts]),
+            sample_rate=SR,
+        )
 
     def batches(self):
         return [(_pair(0)[0], ["a loud drum", "soft organ"]), (_pair(1)[0], ["piano", "choir of voices"], [8000, 4000])]
@@ -112,16 +115,22 @@ class TestViSQOL(MetricContract):
     @pytest.fixture(autouse=True)
     def _stand_in(self, tmp_path: Path) -> None:
         exe = tmp_path / "visqol"
-        exe.write_text(f"#!{sys.executable}\n" + "\n".join([
-            "import argparse, csv",
-            "p = argparse.ArgumentParser()",
-            "[p.add_argument(a) for a in ('--batch_input_csv', '--results_csv', '--similarity_to_quality_model')]",
-            "a = p.parse_args()",
-            "rows = list(csv.DictReader(open(a.batch_input_csv)))",
-            "out = open(a.results_csv, 'w')",
-            "out.write('reference,degraded,moslqo\\n')",
-            "[out.write(f\"{r['reference']},{r['degraded']},{1 + len(r['degraded']) % 4}\\n\") for r in rows]",
-        ]))
+        exe.write_text(
+            f"#!{sys.executable}\n"
+            + "\n".join(
+                [
+                    "import argparse, csv",
+                    "p = argparse.ArgumentParser()",
+                    "flags = ('--batch_input_csv', '--results_csv', '--similarity_to_quality_model')",
+                    "[p.add_argument(a) for a in flags]",
+                    "a = p.parse_args()",
+                    "rows = list(csv.DictReader(open(a.batch_input_csv)))",
+                    "out = open(a.results_csv, 'w')",
+                    "out.write('reference,degraded,moslqo\\n')",
+                    "[out.write(f\"{r['reference']},{r['degraded']},{1 + len(r['degraded']) % 4}\\n\") for r in rows]",
+                ]
+            )
+        )
         exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
         (tmp_path / "model").mkdir()
         (tmp_path / "model" / "libsvm_nu_svr_model.txt").write_text("m")

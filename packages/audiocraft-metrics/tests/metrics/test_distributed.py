@@ -1,4 +1,5 @@
 """Distributed reduction: every metric over data split between two gloo workers equals the metric over all data."""
+
 import json
 from pathlib import Path
 

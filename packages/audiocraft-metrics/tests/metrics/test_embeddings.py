@@ -1,4 +1,5 @@
 """VGGish written in PyTorch: front end, state-dict layout of the PyTorch port, loading from local files."""
+
 import math
 
 import pytest
@@ -8,7 +9,8 @@ from audiocraft.metrics import FrechetAudioDistanceMetric, VGGish
 from audiocraft.metrics.embeddings import vggish_mel_matrix
 
 PORT_KEYS = {f"features.{i}.{p}" for i in (0, 3, 6, 8, 11, 13) for p in ("weight", "bias")} | {
-    f"embeddings.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")}
+    f"embeddings.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")
+}
 
 
 def test_state_dict_layout_matches_the_pytorch_port() -> None:

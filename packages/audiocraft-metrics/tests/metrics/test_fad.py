@@ -1,4 +1,5 @@
 """Fréchet distance against the closed form, reusable statistics, and the FAD metric with pluggable embedders."""
+
 import numpy as np
 import pytest
 import torch
@@ -84,8 +85,9 @@ def test_fad_matches_statistics_of_the_embeddings(tmp_path) -> None:
     metric.update(preds[2:], targets[2:], sample_rates=8000)
     e_pred = model(preds).reshape(-1, 3).double().numpy()
     e_ref = model(targets).reshape(-1, 3).double().numpy()
-    expected = frechet_distance(e_pred.mean(0), np.cov(e_pred, rowvar=False),
-                                e_ref.mean(0), np.cov(e_ref, rowvar=False))
+    expected = frechet_distance(
+        e_pred.mean(0), np.cov(e_pred, rowvar=False), e_ref.mean(0), np.cov(e_ref, rowvar=False)
+    )
     assert metric.compute() == pytest.approx(expected, rel=1e-9)
     assert expected > 0.1
     # reference statistics saved once, reused without targets

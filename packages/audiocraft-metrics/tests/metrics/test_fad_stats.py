@@ -1,4 +1,5 @@
 """Reference statistics for FAD computed from audio files (function and command line), then reused."""
+
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,11 @@ def test_function_matches_the_metric_over_the_same_audio(reference_folder: tuple
 
 @pytest.mark.slow
 def test_command_line_with_vggish_from_folder_and_manifest(
-        reference_folder: tuple[Path, torch.Tensor], vggish_weights: Path, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    reference_folder: tuple[Path, torch.Tensor],
+    vggish_weights: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     folder, audio = reference_folder
     main([str(folder), str(tmp_path / "ref.pt"), "--model", "vggish", "--model-path", str(vggish_weights)])
     assert "4 embeddings of dimension 128 from 4 files" in capsys.readouterr().out

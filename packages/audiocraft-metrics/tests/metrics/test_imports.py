@@ -1,4 +1,5 @@
 """Public surface, lazy exports and the import layer of audiocraft.metrics (each check in a fresh interpreter)."""
+
 import subprocess
 import sys
 
@@ -6,10 +7,38 @@ import pytest
 
 import audiocraft.metrics as metrics
 
-MODULES = ["_audio", "_base", "builders", "chroma", "chroma_cosinesim", "clap_consistency", "embeddings", "fad",
-           "fad_stats", "kld", "pesq", "rvm", "sisnr", "spectral", "testing", "visqol"]
-FORBIDDEN = ["hydra", "dora", "flashy", "omegaconf", "audiocraft.models", "audiocraft.solvers", "audiocraft.losses",
-             "audiocraft.conditioners", "laion_clap", "hear21passt", "transformers", "pesq"]
+MODULES = [
+    "_audio",
+    "_base",
+    "builders",
+    "chroma",
+    "chroma_cosinesim",
+    "clap_consistency",
+    "embeddings",
+    "fad",
+    "fad_stats",
+    "kld",
+    "pesq",
+    "rvm",
+    "sisnr",
+    "spectral",
+    "testing",
+    "visqol",
+]
+FORBIDDEN = [
+    "hydra",
+    "dora",
+    "flashy",
+    "omegaconf",
+    "audiocraft.models",
+    "audiocraft.solvers",
+    "audiocraft.losses",
+    "audiocraft.conditioners",
+    "laion_clap",
+    "hear21passt",
+    "transformers",
+    "pesq",
+]
 
 
 def _run(code: str) -> str:
@@ -26,13 +55,16 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_package_import_is_lazy() -> None:
-    out = _run("import sys, audiocraft.metrics; print(sorted(m for m in ('torch', 'torchaudio', 'scipy') "
-               "if m in sys.modules))")
+    out = _run(
+        "import sys, audiocraft.metrics; print(sorted(m for m in ('torch', 'torchaudio', 'scipy') if m in sys.modules))"
+    )
     assert out.strip() == "[]"
 
 
 def test_modules_import_no_upper_layer_and_no_optional_dependency() -> None:
-    code = ("import importlib, sys\n"
-            f"for m in {MODULES!r}: importlib.import_module('audiocraft.metrics.' + m)\n"
-            f"print([m for m in {FORBIDDEN!r} if m in sys.modules])")
+    code = (
+        "import importlib, sys\n"
+        f"for m in {MODULES!r}: importlib.import_module('audiocraft.metrics.' + m)\n"
+        f"print([m for m in {FORBIDDEN!r} if m in sys.modules])"
+    )
     assert _run(code).strip() == "[]"

@@ -1,4 +1,5 @@
 """KL divergence of known distributions through a pluggable classifier."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """PESQ on a synthetic voiced signal: clean vs degraded, within the reference implementation's range."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """PesqMetric without its extra: the error names the extra to install."""
+
 import sys
 
 import pytest

@@ -1,4 +1,5 @@
 """Relative volume mel: known answers for identical, scaled and silent estimates."""
+
 import math
 
 import pytest
@@ -32,7 +33,7 @@ def test_half_amplitude_estimate_is_minus_6_db(noise: torch.Tensor) -> None:
 def test_stateful_form_matches_batch_call_per_item_and_ignores_padding(noise: torch.Tensor) -> None:
     est = noise + 0.1 * torch.randn(noise.shape, generator=torch.Generator().manual_seed(1))
     rvm = RelativeVolumeMel(sample_rate=24000, num_aggregated_bands=2)
-    per_item = [rvm(est[i:i + 1], noise[i:i + 1]) for i in range(3)]
+    per_item = [rvm(est[i : i + 1], noise[i : i + 1]) for i in range(3)]
     rvm.update(est[:2], noise[:2])
     rvm.update(est[2:], noise[2:])
     out = rvm.compute()

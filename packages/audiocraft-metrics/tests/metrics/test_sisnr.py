@@ -1,4 +1,5 @@
 """Known-answer tests for SI-SNR (function and metric, upstream sign convention)."""
+
 import math
 
 import pytest
@@ -73,7 +74,7 @@ def test_segments_match_independent_chunks() -> None:
     padded_ref = torch.nn.functional.pad(ref, (0, 1000))
     padded_est = torch.nn.functional.pad(est, (0, 1000))
     for k, start in enumerate([0, 1000, 2000, 3000]):
-        chunk = si_snr(padded_est[..., start:start + 2000], padded_ref[..., start:start + 2000])
+        chunk = si_snr(padded_est[..., start : start + 2000], padded_ref[..., start : start + 2000])
         assert value[0, 0, k].item() == pytest.approx(chunk.item(), abs=1e-9)
 
 

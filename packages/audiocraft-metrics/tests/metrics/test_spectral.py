@@ -1,4 +1,5 @@
 """Known-answer tests for the mel-spectrogram and multi-resolution STFT distances."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """ViSQOL wrapper, run against a stand-in executable that speaks the official binary's CSV batch protocol."""
+
 import math
 import stat
 import sys
@@ -14,7 +15,7 @@ from audiocraft.metrics import ViSQOL
 # The stand-in reads `--batch_input_csv` (header reference,degraded), checks the flags and the WAV format the
 # real binary requires, and writes `--results_csv` with the real binary's columns. Its score is a simple SNR
 # mapping (1 to 5) so that the test can predict it.
-STAND_IN = r'''
+STAND_IN = r"""
 import argparse, csv, json, sys, wave
 import numpy as np
 
@@ -48,7 +49,7 @@ with open(args.results_csv, "w") as f:
 if args.output_debug:
     with open(args.output_debug, "w") as f:
         json.dump({"pairs": len(rows)}, f)
-'''
+"""
 
 
 def make_stand_in(folder: Path, name: str = "visqol", body: str = STAND_IN) -> Path:

@@ -56,11 +56,14 @@ def test_plain_dict_config_is_accepted(cfg) -> None:
     assert model.quantizer.bins == 1024
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("compression_model", "wavtokenizer", "expected one of \\['encodec'\\]"),
-    ("encodec.autoencoder", "unet", "expected one of \\['seanet'\\]"),
-    ("encodec.quantizer", "fsq", "expected one of \\['no_quant', 'rvq'\\]"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("compression_model", "wavtokenizer", "expected one of \\['encodec'\\]"),
+        ("encodec.autoencoder", "unet", "expected one of \\['seanet'\\]"),
+        ("encodec.quantizer", "fsq", "expected one of \\['no_quant', 'rvq'\\]"),
+    ],
+)
 def test_unknown_names_list_the_valid_ones(cfg, key: str, value: str, message: str) -> None:
     OmegaConf.update(cfg, key, value)
     with pytest.raises(ValueError, match=message):

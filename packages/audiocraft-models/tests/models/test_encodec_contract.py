@@ -58,8 +58,9 @@ def test_renormalize_scales_back() -> None:
     from audiocraft.models.encodec import EncodecModel
 
     base = copy.deepcopy(_debug_model())
-    model = EncodecModel(base.encoder, base.decoder, base.quantizer, frame_rate=25, sample_rate=16000, channels=1,
-                         renormalize=True).eval()
+    model = EncodecModel(
+        base.encoder, base.decoder, base.quantizer, frame_rate=25, sample_rate=16000, channels=1, renormalize=True
+    ).eval()
     x = 0.3 * torch.sin(torch.linspace(0, 600, 16000))[None, None]
     with torch.no_grad():
         codes, scale = model.encode(x)

@@ -28,8 +28,12 @@ def _training_checkpoint(path, cfg, model, *, cfg_as="yaml", with_best=True) -> 
     state = {k: v.clone() for k, v in model.state_dict().items()}
     other = {k: torch.zeros_like(v) for k, v in state.items()}  # the "last" weights, not the best ones
     xp_cfg = OmegaConf.to_yaml(cfg) if cfg_as == "yaml" else OmegaConf.to_container(cfg)
-    ckpt = {"xp.cfg": xp_cfg, "model": state if not with_best else other, "epoch": 3,
-            "optimizer": {"state": {}, "param_groups": [{"lr": 3e-4}]}}
+    ckpt = {
+        "xp.cfg": xp_cfg,
+        "model": state if not with_best else other,
+        "epoch": 3,
+        "optimizer": {"state": {}, "param_groups": [{"lr": 3e-4}]},
+    }
     if with_best:
         ckpt["best_state"] = {"model": state, "ema": {}}
     torch.save(ckpt, path)
@@ -86,3 +90,114 @@ def test_export_pretrained_reference(tmp_path) -> None:
     out = export_pretrained_compression_model("debug_compression_model", tmp_path / "ref.th")
     model = load_compression_model(out)
     assert model.frame_rate == 25
+
+
+# ---- the generic export: language models, dispatch on the solver, the re-load check -------------------------------
+
+
+def _fake_get_lm_model(cfg):
+    """Stand-in for ``builders.get_lm_model`` (the LM half): a linear layer shaped by ``transformer_lm.dim``."""
+    torch.manual_seed(1)
+    layer = torch.nn.Linear(cfg.transformer_lm.dim, cfg.transformer_lm.dim)
+    return layer.half() if cfg.get("fake_half") else layer
+
+
+def _lm_checkpoint(path, *, fsdp: bool, extra_cfg: str = "") -> dict:
+    torch.manual_seed(2)
+    best = {"weight": torch.randn(4, 4), "bias": torch.randn(4)}
+    last = {k: torch.zeros_like(v) for k, v in best.items()}
+    ckpt = {
+        "xp.cfg": f"solver: musicgen\nsample_rate: 32000\ntransformer_lm:\n  dim: 4\n{extra_cfg}",
+        "model": last,
+        "best_state": {"model": last if fsdp else best},
+        "fsdp_best_state": {},
+    }
+    if fsdp:
+        ckpt["fsdp_best_state"] = {"model": best}
+    torch.save(ckpt, path)
+    return best
+
+
+@pytest.mark.parametrize("fsdp", [False, True])
+def test_export_lm_takes_the_best_state_and_loads_it_back(tmp_path, monkeypatch, fsdp: bool) -> None:
+    from audiocraft.models import loaders
+    from audiocraft.models.export import export_checkpoint, export_lm
+
+    monkeypatch.setattr(builders, "get_lm_model", _fake_get_lm_model, raising=False)
+    best = _lm_checkpoint(tmp_path / "checkpoint.th", fsdp=fsdp)
+    for export, name in ((export_lm, "lm.bin"), (export_checkpoint, "state_dict.bin")):
+        out = export(tmp_path / "checkpoint.th", tmp_path / name)
+        pkg = torch.load(out, weights_only=True)
+        assert sorted(pkg["best_state"]) == ["bias", "weight"] and torch.equal(
+            pkg["best_state"]["weight"], best["weight"]
+        )
+    model = loaders.load_lm_model(tmp_path)  # the folder's state_dict.bin, upstream's LM file name
+    assert torch.equal(model.weight, best["weight"]) and not model.training
+    assert model.cfg.dtype == "float32" and model.cfg.transformer_lm.dim == 4  # upstream's loader keeps the config
+
+
+def test_export_checks_the_written_weights(tmp_path, monkeypatch) -> None:
+    """A package whose model does not give back the exported weights (here: a float16 model) is not kept."""
+    from audiocraft.models.export import export_lm
+
+    monkeypatch.setattr(builders, "get_lm_model", _fake_get_lm_model, raising=False)
+    _lm_checkpoint(tmp_path / "checkpoint.th", fsdp=False, extra_cfg="fake_half: true\n")
+    (tmp_path / "lm.bin").write_bytes(b"previous export")
+    with pytest.raises(
+        CheckpointError,
+        match=r"checkpoint.th: the written package does not give back the "
+        r"exported weights for \['bias', 'weight'\]",
+    ):
+        export_lm(tmp_path / "checkpoint.th", tmp_path / "lm.bin")
+    assert (tmp_path / "lm.bin").read_bytes() == b"previous export"  # the old file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.th", "lm.bin"]
+
+
+def test_export_checkpoint_dispatches_on_the_solver(tmp_path, trained) -> None:
+    from audiocraft.models.export import export_checkpoint, export_model
+
+    cfg, model = trained
+    _training_checkpoint(tmp_path / "checkpoint.th", cfg, model)
+    _same_outputs(load_compression_model(export_checkpoint(tmp_path / "checkpoint.th", tmp_path / "a.bin")), model)
+    torch.save({"xp.cfg": "solver: mystery\n", "best_state": {}}, tmp_path / "bad.th")
+    with pytest.raises(
+        ValueError,
+        match=r"no exporter for solver 'mystery' of .*bad.th; expected one of "
+        r"\['audiogen', 'compression'",
+    ):
+        export_checkpoint(tmp_path / "bad.th", tmp_path / "x.bin")
+    with pytest.raises(ValueError, match="unknown model kind 'vocoder'"):
+        export_model(tmp_path / "checkpoint.th", tmp_path / "x.bin", "vocoder")
+    with pytest.raises(CheckpointError, match="bad.th has neither best_state"):
+        export_model(tmp_path / "bad.th", tmp_path / "x.bin", "lm")
+
+
+# ---- the one atomic writer ------------------------------------------------------------------------------------------
+
+
+def test_atomic_write_is_the_data_layers() -> None:
+    # umask, check hook, fsync and clean-up are tested with the writer, in audiocraft-data (tests/data/test_atomic.py)
+    from audiocraft.data import atomic
+    from audiocraft.models.export import atomic_torch_save, atomic_write
+
+    assert atomic_write is atomic.atomic_write and atomic_torch_save is atomic.atomic_torch_save
+
+
+def test_export_lm_of_the_upstream_tiny_musicgen(tmp_path, upstream) -> None:
+    """A language-model training checkpoint holding upstream's musicgen_tiny weights exports and loads back."""
+    from audiocraft.models import loaders
+    from audiocraft.models.export import export_checkpoint
+
+    folder = upstream.dir.parent / "musicgen_tiny"
+    pkg = torch.load(folder / "state_dict.bin", weights_only=True)
+    torch.save(
+        {"xp.cfg": pkg["xp.cfg"], "best_state": {"model": pkg["best_state"]}, "fsdp_best_state": {}},
+        tmp_path / "checkpoint.th",
+    )
+    out = export_checkpoint(tmp_path / "checkpoint.th", tmp_path / "release" / "state_dict.bin")
+    assert torch.load(out, weights_only=True)["version"].startswith("audiocraft-models/")
+    model = loaders.load_lm_model(out.parent)
+    reference = loaders.load_lm_model(folder)
+    assert type(model).__name__ == "LMModel" and not model.training
+    assert model.state_dict().keys() == reference.state_dict().keys()
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in model.state_dict().items())

@@ -5,8 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
-FORBIDDEN = ("hydra", "dora", "flashy", "transformers", "huggingface_hub", "safetensors", "dac",
-             "audiocraft.solvers", "audiocraft.utils", "audiocraft.train")
+FORBIDDEN = (
+    "hydra",
+    "dora",
+    "flashy",
+    "transformers",
+    "huggingface_hub",
+    "safetensors",
+    "dac",
+    "audiocraft.solvers",
+    "audiocraft.utils",
+    "audiocraft.train",
+)
 
 
 def test_inference_imports_stay_light() -> None:

@@ -86,6 +86,17 @@ def test_hub_without_the_extra_names_it(monkeypatch) -> None:
         load_compression_model("someone/encodec-debug")
 
 
+def test_mistyped_local_path_is_not_looked_up_on_the_hub(tmp_path, monkeypatch) -> None:
+    calls: list = []
+    _fake_hub(monkeypatch, tmp_path / "never", calls)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "release").mkdir()
+    for typo in ("release/compresion_state_dict.bin", "relaese/compression_state_dict.bin", "release/model"):
+        with pytest.raises(CheckpointError, match=f"no such file or folder: {typo}.*not looked up on the hub"):
+            load_compression_model(typo)
+    assert calls == []
+
+
 def test_safetensors_package(tmp_path, upstream) -> None:
     from safetensors.torch import save_file
 
@@ -119,8 +130,11 @@ def test_other_architecture_names_missing_and_unexpected_keys(tmp_path, upstream
     state["encoder.extra.weight"] = torch.zeros(1)
     pkg["best_state"] = state
     torch.save(pkg, tmp_path / "other.th")
-    with pytest.raises(CheckpointError, match=r"other.th.*missing keys \['encoder.model.13.lstm.weight_ih_l0'"
-                                              r".*unexpected keys \['encoder.extra.weight'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"other.th.*missing keys \['encoder.model.13.lstm.weight_ih_l0'"
+        r".*unexpected keys \['encoder.extra.weight'\]",
+    ):
         load_compression_model(tmp_path / "other.th")
     pkg["best_state"] = dict(torch.load(upstream.checkpoint, weights_only=True)["best_state"])
     pkg["best_state"]["quantizer.vq.layers.0._codebook.embed"] = torch.zeros(512, 16)
@@ -158,3 +172,16 @@ def test_migrate_cfg_removes_keys_of_old_versions(tmp_path, upstream) -> None:
 def test_get_pretrained_debug_name() -> None:
     model = CompressionModel.get_pretrained("debug_compression_model")
     assert model.frame_rate == 25 and model.sample_rate == 32000 and not model.training
+
+
+def test_named_models_are_one_table_of_kinds(monkeypatch) -> None:
+    assert {"debug_compression_model", "dac_44khz", "dac_24khz", "dac_16khz"} <= set(loaders.NAMED_MODELS)
+    assert all(named.kind in loaders.MODEL_KINDS for named in loaders.NAMED_MODELS.values())
+    with pytest.raises(CheckpointError, match="'debug_compression_model' is a compression model, not a lm model"):
+        loaders.load_lm_model("debug_compression_model")
+    # get_pretrained only delegates: a name added to the table is found by it.
+    debug = loaders.NAMED_MODELS["debug_compression_model"]
+    monkeypatch.setitem(loaders.NAMED_MODELS, "my_codec", debug)
+    assert CompressionModel.get_pretrained("my_codec").frame_rate == 25
+    with pytest.raises(ValueError, match="unknown model kind 'vocoder'"):
+        loaders.load_model("vocoder", "debug_compression_model")

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from audiocraft.modules import NormConv2d, StreamableConv1d, StreamableConvTranspose1d, pad1d
+from audiocraft.modules.conv import channels_last_cpu
 from audiocraft.modules.weight_norm import has_weight_norm, remove_weight_norm
 
 
@@ -102,15 +103,19 @@ def test_inference_weight_cache_follows_parameter_updates() -> None:
         after = conv(x)
         reference = nn.functional.conv1d(
             nn.functional.pad(x, (1, 1), mode="reflect"),
-            torch._weight_norm(conv.conv.conv.weight_v, conv.conv.conv.weight_g, 0), conv.conv.conv.bias)
+            torch._weight_norm(conv.conv.conv.weight_v, conv.conv.conv.weight_g, 0),
+            conv.conv.conv.bias,
+        )
     assert not torch.allclose(before, after)
-    torch.testing.assert_close(after, reference, atol=1e-6, rtol=0)
+    # rtol: on CPU the convolution runs as oneDNN's channels-last kernel, which sums in another order than conv1d
+    torch.testing.assert_close(after, reference, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("norm", ["none", "weight_norm", "spectral_norm"])
 @pytest.mark.parametrize(("kernel", "stride", "causal"), [(7, 1, True), (8, 4, True), (8, 4, False), (3, 1, False)])
-def test_zero_padding_inside_the_conv_equals_explicit_padding(norm: str, kernel: int, stride: int,
-                                                              causal: bool) -> None:
+def test_zero_padding_inside_the_conv_equals_explicit_padding(
+    norm: str, kernel: int, stride: int, causal: bool
+) -> None:
     torch.manual_seed(0)
     conv = StreamableConv1d(2, 3, kernel_size=kernel, stride=stride, causal=causal, norm=norm, pad_mode="constant")
     conv.eval()
@@ -128,3 +133,83 @@ def test_zero_padding_inside_the_conv_equals_explicit_padding(norm: str, kernel:
         assert x.grad is not None
         if norm == "weight_norm":
             assert conv.conv.conv.weight_g.grad is not None
+
+
+@pytest.mark.parametrize(
+    "kind, cin, cout, kernel, stride, dilation, groups",
+    [
+        ("conv", 4, 6, 3, 1, 1, 1),
+        ("conv", 4, 6, 8, 4, 1, 1),
+        ("conv", 4, 6, 3, 1, 3, 1),
+        ("conv", 4, 6, 3, 1, 1, 2),
+        ("conv", 1, 8, 7, 1, 1, 1),
+        ("convtr", 6, 4, 8, 4, 1, 1),
+        ("convtr", 6, 4, 3, 1, 1, 1),
+    ],
+)
+def test_channels_last_cpu_convolutions_match_torch_conv1d(
+    kind: str, cin: int, cout: int, kernel: int, stride: int, dilation: int, groups: int
+) -> None:
+    torch.manual_seed(0)
+    if kind == "conv":
+        module: nn.Module = StreamableConv1d(
+            cin, cout, kernel, stride, dilation=dilation, groups=groups, pad_mode="constant"
+        )
+    else:
+        module = StreamableConvTranspose1d(cin, cout, kernel, stride)
+    x = torch.randn(2, cin, 50, requires_grad=True)
+
+    def run(enabled: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        previous = channels_last_cpu(enabled)
+        try:
+            y = module(x)
+            grads = torch.autograd.grad(y.square().sum(), [x, *module.parameters()])
+        finally:
+            channels_last_cpu(previous)
+        return y, list(grads)
+
+    y_fast, grads_fast = run(True)
+    y_ref, grads_ref = run(False)
+    assert y_fast.shape == y_ref.shape
+    if cin > 1:  # with one input channel both layouts are the same and oneDNN keeps torch's default
+        assert y_fast.stride(1) == 1  # time-major [B, C, T] view of the channels-last result
+    assert y_ref.stride(-1) == 1
+    torch.testing.assert_close(y_fast, y_ref, rtol=1e-6, atol=1e-6)
+    for fast, ref in zip(grads_fast, grads_ref, strict=True):
+        torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_channels_last_chain_takes_the_previous_output_without_a_copy() -> None:
+    torch.manual_seed(0)
+    first = StreamableConv1d(3, 8, 3, pad_mode="constant")
+    second = StreamableConv1d(8, 8, 3, pad_mode="constant")
+    with torch.no_grad():
+        y = first(torch.randn(1, 3, 64))
+        assert y.stride() == (64 * 8, 1, 8)
+        assert y.unsqueeze(2).is_contiguous(memory_format=torch.channels_last)  # what conv2d receives
+        z = second(y)
+        previous = channels_last_cpu(False)
+        try:
+            ref = second(y.contiguous())
+        finally:
+            channels_last_cpu(previous)
+    torch.testing.assert_close(z, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_other_dtypes_and_the_switch_call_torch_conv1d_exactly() -> None:
+    torch.manual_seed(0)
+    conv = StreamableConv1d(3, 5, 3, pad_mode="constant").double()
+    x = torch.randn(1, 3, 20, dtype=torch.float64)
+    with torch.no_grad():
+        y = conv(x)
+        ref = nn.functional.conv1d(x, conv.conv.conv.weight, conv.conv.conv.bias, padding=1)
+    assert torch.equal(y, ref) and y.is_contiguous()
+    conv32 = conv.float()
+    previous = channels_last_cpu(False)
+    try:
+        with torch.no_grad():
+            y32 = conv32(x.float())
+    finally:
+        channels_last_cpu(previous)
+    ref32 = nn.functional.conv1d(x.float(), conv32.conv.conv.weight, conv32.conv.conv.bias, padding=1)
+    assert torch.equal(y32, ref32)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from audiocraft.modules import SEANetDecoder, SEANetEncoder, StreamableConv1d, StreamableConvTranspose1d
-from audiocraft.modules.lstm import StreamableLSTM
+from audiocraft.modules.lstm import StreamableLSTM, set_lstm_cpu_threads
 from audiocraft.modules.streaming import StreamingModule
 
 
@@ -44,7 +44,7 @@ def test_golden_encodec_streaming_decode_frame_by_frame(upstream, golden_model) 
     with torch.no_grad():
         offline = golden_model.decode(codes)
         with golden_model.streaming():
-            frames = [golden_model.decode(codes[..., i: i + 1]) for i in range(codes.shape[-1])]
+            frames = [golden_model.decode(codes[..., i : i + 1]) for i in range(codes.shape[-1])]
     assert all(f.shape[-1] == 320 for f in frames)
     # causal: the first 25 frames decode to the first 25 * 320 samples of the upstream decoding
     np.testing.assert_allclose(offline.numpy(), upstream.npy("decoded.npy")[..., : 25 * 320], atol=1e-4, rtol=0)
@@ -54,8 +54,18 @@ def test_golden_encodec_streaming_decode_frame_by_frame(upstream, golden_model) 
 @pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
 def test_causal_seanet_without_norm_streams(pad_mode: str) -> None:
     torch.manual_seed(0)
-    kwargs = dict(channels=2, dimension=8, n_filters=4, n_residual_layers=2, ratios=[4, 3], causal=True,
-                  pad_mode=pad_mode, lstm=1, true_skip=False, norm="none")
+    kwargs = dict(
+        channels=2,
+        dimension=8,
+        n_filters=4,
+        n_residual_layers=2,
+        ratios=[4, 3],
+        causal=True,
+        pad_mode=pad_mode,
+        lstm=1,
+        true_skip=False,
+        norm="none",
+    )
     encoder, decoder = SEANetEncoder(**kwargs).eval(), SEANetDecoder(**kwargs, trim_right_ratio=0.5).eval()
     x = torch.randn(2, 2, 12 * 20 + 5)
     with torch.no_grad():
@@ -103,3 +113,34 @@ def test_streaming_state_get_set_and_reset() -> None:
                 lstm.set_streaming_state({"nope.h": state["h"]})
     torch.testing.assert_close(torch.cat([first, second], -1), offline, atol=1e-6, rtol=0)
     assert lstm.get_streaming_state() == {} and not lstm.is_streaming
+
+
+@pytest.mark.parametrize("setting, expected", [(None, 2), (1, 1)])
+def test_lstm_cpu_threads_setting_is_applied_restored_and_bitwise_neutral(setting: int | None, expected: int) -> None:
+    torch.manual_seed(0)
+    lstm = StreamableLSTM(64, num_layers=2)
+    x = torch.randn(2, 64, 40, requires_grad=True)
+    seen: list[int] = []
+    handle = lstm.lstm.register_forward_pre_hook(lambda module, inputs: seen.append(torch.get_num_threads()))
+    previous = torch.get_num_threads()
+    previous_setting = set_lstm_cpu_threads(setting)
+    torch.set_num_threads(2)
+    try:
+        y = lstm(x)
+        assert torch.get_num_threads() == 2  # restored after the call
+        # The reference: torch's LSTM on two threads, with the skip connection, in the [T, B, C] layout.
+        handle.remove()
+        ref = lstm.lstm(x.permute(2, 0, 1))[0].add(x.permute(2, 0, 1)).permute(1, 2, 0)
+    finally:
+        torch.set_num_threads(previous)
+        set_lstm_cpu_threads(previous_setting)
+    assert seen == [expected]
+    assert torch.equal(y, ref)
+    (grad,) = torch.autograd.grad(y.square().sum(), x)
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), x)
+    assert torch.equal(grad, ref_grad)
+
+
+def test_lstm_cpu_threads_rejects_a_bad_count() -> None:
+    with pytest.raises(ValueError, match="set_lstm_cpu_threads needs a thread count >= 1 or None, got 0"):
+        set_lstm_cpu_threads(0)

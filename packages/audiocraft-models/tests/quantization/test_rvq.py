@@ -15,8 +15,9 @@ def _clustered(n_clusters: int = 8, dim: int = 4, per_cluster: int = 64, seed: i
     """Points around `n_clusters` well separated centres, as a latent [B, dim, T]."""
     gen = torch.Generator().manual_seed(seed)
     centres = 10 * torch.randn(n_clusters, dim, generator=gen)
-    points = centres.repeat_interleave(per_cluster, 0) + 0.01 * torch.randn(n_clusters * per_cluster, dim,
-                                                                            generator=gen)
+    points = centres.repeat_interleave(per_cluster, 0) + 0.01 * torch.randn(
+        n_clusters * per_cluster, dim, generator=gen
+    )
     points = points[torch.randperm(points.shape[0], generator=gen)]
     return points.t().reshape(dim, 4, -1).permute(1, 0, 2).contiguous()  # [4, dim, T]
 
@@ -31,8 +32,9 @@ def test_kmeans_finds_the_clusters() -> None:
 
 def test_kmeans_init_on_first_batch_then_exact_codes() -> None:
     torch.manual_seed(0)
-    rvq = ResidualVectorQuantizer(dimension=4, n_q=2, bins=16, kmeans_init=True, kmeans_iters=20,
-                                  threshold_ema_dead_code=0)
+    rvq = ResidualVectorQuantizer(
+        dimension=4, n_q=2, bins=16, kmeans_init=True, kmeans_iters=20, threshold_ema_dead_code=0
+    )
     layer0 = rvq.vq.layers[0]._codebook
     assert float(layer0.inited) == 0.0 and torch.count_nonzero(layer0.embed) == 0
     x = _clustered(n_clusters=4)
@@ -130,8 +132,15 @@ def test_penalty_commitment_and_orthogonal_regularisation() -> None:
     x = torch.randn(2, 4, 30, requires_grad=True)
     plain = ResidualVectorQuantizer(dimension=4, n_q=2, bins=16, kmeans_iters=2).train()
     torch.manual_seed(0)
-    ortho = ResidualVectorQuantizer(dimension=4, n_q=2, bins=16, kmeans_iters=2, orthogonal_reg_weight=10.0,
-                                    orthogonal_reg_active_codes_only=True, orthogonal_reg_max_codes=8).train()
+    ortho = ResidualVectorQuantizer(
+        dimension=4,
+        n_q=2,
+        bins=16,
+        kmeans_iters=2,
+        orthogonal_reg_weight=10.0,
+        orthogonal_reg_active_codes_only=True,
+        orthogonal_reg_max_codes=8,
+    ).train()
     torch.manual_seed(1)
     p_plain = plain(x, frame_rate=50).penalty
     torch.manual_seed(1)

@@ -15,8 +15,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         from audiocraft.quantization import ResidualVectorQuantizer
 
         torch.manual_seed(100 + rank)  # different data, different k-means samples and dropout draws per worker
-        rvq = ResidualVectorQuantizer(dimension=4, n_q=3, bins=32, q_dropout=True, kmeans_iters=5,
-                                      threshold_ema_dead_code=2).train()
+        rvq = ResidualVectorQuantizer(
+            dimension=4, n_q=3, bins=32, q_dropout=True, kmeans_iters=5, threshold_ema_dead_code=2
+        ).train()
         levels = []
         for _ in range(6):
             res = rvq(torch.randn(2, 4, 40) + rank, frame_rate=50)

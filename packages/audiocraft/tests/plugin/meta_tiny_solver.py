@@ -48,8 +48,9 @@ class TinySolver(StandardSolver):
         for seed, split in enumerate(("train", "valid", "evaluate")):
             if self.cfg.execute_only in (None, split):
                 dataset = Synthetic(self.cfg.dataset[split].num_samples, seed)
-                self.dataloaders[split] = get_loader(dataset, None, self.cfg.dataset.batch_size, 0, self.cfg.seed,
-                                                     shuffle=split == "train")
+                self.dataloaders[split] = get_loader(
+                    dataset, None, self.cfg.dataset.batch_size, 0, self.cfg.seed, shuffle=split == "train"
+                )
 
     def run_step(self, idx: int, batch: tp.Any, metrics: dict) -> dict:
         x, y = batch

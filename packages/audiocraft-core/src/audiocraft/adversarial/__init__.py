@@ -1,8 +1,11 @@
-"""Adversarial training for audio codecs: discriminators (MS-STFT, MSD, MPD), the adversarial loss
-wrapper owning each discriminator's optimizer, GAN criteria and feature matching (audiocraft-core).
+"""Adversarial training for audio codecs (audiocraft-core).
+
+Discriminators (MS-STFT, MSD, MPD), the adversarial loss wrapper owning each discriminator's optimizer, GAN
+criteria and feature matching.
 
 Public names load lazily (PEP 562).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,11 +1,13 @@
-"""Adversarial losses: the discriminator-training wrapper, GAN criteria and feature matching
-(audiocraft-core, adversarial training).
+"""Adversarial losses: the discriminator-training wrapper, GAN criteria and feature matching.
+
+Part of audiocraft-core (adversarial training).
 
 `AdversarialLoss` owns a discriminator and its optimizer: `train_adv(fake, real)` makes one
 discriminator update, and calling it returns the generator's adversarial and feature-matching
 losses. Its `state_dict()` carries the optimizer state under `<prefix>optimizer`, as upstream's,
 so a solver registering the wrapper saves and restores both in its checkpoints.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -51,9 +53,16 @@ class AdversarialLoss(nn.Module):
         normalize: divide the losses by the number of sub-discriminators.
     """
 
-    def __init__(self, adversary: nn.Module, optimizer: torch.optim.Optimizer, loss: AdvLossType,
-                 loss_real: AdvLossType, loss_fake: AdvLossType, loss_feat: FeatLossType | None = None,
-                 normalize: bool = True):
+    def __init__(
+        self,
+        adversary: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss: AdvLossType,
+        loss_real: AdvLossType,
+        loss_fake: AdvLossType,
+        loss_feat: FeatLossType | None = None,
+        normalize: bool = True,
+    ):
         super().__init__()
         self.adversary: nn.Module = adversary
         flashy.distrib.broadcast_model(self.adversary)
@@ -66,10 +75,10 @@ class AdversarialLoss(nn.Module):
 
     def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + 'optimizer'] = self.optimizer.state_dict()
+        destination[prefix + "optimizer"] = self.optimizer.state_dict()
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        key = prefix + 'optimizer'
+        key = prefix + "optimizer"
         if key in state_dict:
             self.optimizer.load_state_dict(state_dict.pop(key))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -136,12 +145,12 @@ def mse_fake_loss(x: torch.Tensor) -> torch.Tensor:
 
 def hinge_real_loss(x: torch.Tensor) -> torch.Tensor:
     """Hinge discriminator loss on real logits: `mean(relu(1 - x))`."""
-    return -torch.mean(torch.clamp(x - 1, max=0.))
+    return -torch.mean(torch.clamp(x - 1, max=0.0))
 
 
 def hinge_fake_loss(x: torch.Tensor) -> torch.Tensor:
     """Hinge discriminator loss on fake logits: `mean(relu(1 + x))`."""
-    return -torch.mean(torch.clamp(-x - 1, max=0.))
+    return -torch.mean(torch.clamp(-x - 1, max=0.0))
 
 
 def mse_loss(x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +171,7 @@ def hinge2_loss(x: torch.Tensor) -> torch.Tensor:
     """Clipped hinge generator loss: `mean(relu(1 - x))`."""
     if x.numel() == 0:
         return x.new_zeros(())
-    return -torch.mean(torch.clamp(x - 1, max=0.))
+    return -torch.mean(torch.clamp(x - 1, max=0.0))
 
 
 def non_saturating_loss(x: torch.Tensor) -> torch.Tensor:
@@ -184,18 +193,20 @@ def non_saturating_fake_loss(x: torch.Tensor) -> torch.Tensor:
 
 _CRITERIA: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
     # name: (generator loss, discriminator loss on fake, discriminator loss on real)
-    'mse': (mse_loss, mse_fake_loss, mse_real_loss),
-    'hinge': (hinge_loss, hinge_fake_loss, hinge_real_loss),
-    'hinge2': (hinge2_loss, hinge_fake_loss, hinge_real_loss),
-    'non_saturating': (non_saturating_loss, non_saturating_fake_loss, non_saturating_real_loss),
+    "mse": (mse_loss, mse_fake_loss, mse_real_loss),
+    "hinge": (hinge_loss, hinge_fake_loss, hinge_real_loss),
+    "hinge2": (hinge2_loss, hinge_fake_loss, hinge_real_loss),
+    "non_saturating": (non_saturating_loss, non_saturating_fake_loss, non_saturating_real_loss),
 }
 ADVERSARIAL_LOSSES = list(_CRITERIA)
+"""Names of the GAN criteria (`get_adv_criterion`, `get_fake_criterion`, `get_real_criterion`)."""
 
 
 def _criteria(loss_type: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], ...]:
     if loss_type not in _CRITERIA:
-        raise ValueError(f"unknown adversarial loss {loss_type!r} (adversarial.adv_loss); "
-                         f"expected one of {sorted(_CRITERIA)}")
+        raise ValueError(
+            f"unknown adversarial loss {loss_type!r} (adversarial.adv_loss); expected one of {sorted(_CRITERIA)}"
+        )
     return _CRITERIA[loss_type]
 
 
@@ -230,8 +241,9 @@ class FeatureMatchingLoss(nn.Module):
     def forward(self, fmap_fake: list[torch.Tensor], fmap_real: list[torch.Tensor]) -> torch.Tensor:
         """Args: fmap_fake, fmap_real: feature maps of one sub-discriminator, pairwise of equal shapes."""
         if len(fmap_fake) != len(fmap_real) or not fmap_fake:
-            raise ValueError(f"feature matching needs two equally long, non-empty lists, got "
-                             f"{len(fmap_fake)} and {len(fmap_real)}")
+            raise ValueError(
+                f"feature matching needs two equally long, non-empty lists, got {len(fmap_fake)} and {len(fmap_real)}"
+            )
         feat_loss = fmap_fake[0].new_zeros(())
         for feat_fake, feat_real in zip(fmap_fake, fmap_real):
             if feat_fake.shape != feat_real.shape:

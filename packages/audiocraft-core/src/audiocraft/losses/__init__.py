@@ -3,6 +3,7 @@
 Public names load lazily (PEP 562), so importing `audiocraft.losses` does not import torchaudio
 until a spectral loss is used.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -11,6 +11,7 @@ With `balance_grads=False` this is the plain weighted sum `sum_i w_i * g_i`. The
 upstream AudioCraft's; the moving average lives in float64 tensors (no host synchronisation per
 step) and is part of `state_dict()` so that a resumed run continues with the same averages.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -41,13 +42,20 @@ class Balancer:
         monitor: store in `metrics` the fraction of the summed averaged norms each loss represents.
     """
 
-    def __init__(self, weights: dict[str, float], balance_grads: bool = True, total_norm: float = 1.,
-                 ema_decay: float = 0.999, per_batch_item: bool = True, epsilon: float = 1e-12,
-                 monitor: bool = False):
+    def __init__(
+        self,
+        weights: dict[str, float],
+        balance_grads: bool = True,
+        total_norm: float = 1.0,
+        ema_decay: float = 0.999,
+        per_batch_item: bool = True,
+        epsilon: float = 1e-12,
+        monitor: bool = False,
+    ):
         self.weights = dict(weights)
         self.balance_grads = balance_grads
-        self.total_norm = total_norm or 1.
-        self.ema_decay = ema_decay or 1.
+        self.total_norm = total_norm or 1.0
+        self.ema_decay = ema_decay or 1.0
         self.per_batch_item = per_batch_item
         self.epsilon = epsilon
         self.monitor = monitor
@@ -65,7 +73,7 @@ class Balancer:
             previous = self._ema_total.get(name)
             value = norm.detach().to(torch.float64)
             self._ema_total[name] = value if previous is None else previous.to(value.device) * self.ema_decay + value
-            self._ema_fix[name] = self._ema_fix.get(name, 0.) * self.ema_decay + 1.
+            self._ema_fix[name] = self._ema_fix.get(name, 0.0) * self.ema_decay + 1.0
         return {name: self._ema_total[name] / self._ema_fix[name] for name in norms}
 
     @staticmethod
@@ -78,8 +86,9 @@ class Balancer:
         averaged = stacked[:-1] / stacked[-1]
         return {name: averaged[i] for i, name in enumerate(names)}
 
-    def backward(self, losses: dict[str, torch.Tensor], input: torch.Tensor,
-                 extra_loss: torch.Tensor | None = None) -> torch.Tensor:
+    def backward(
+        self, losses: dict[str, torch.Tensor], input: torch.Tensor, extra_loss: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Back-propagate the balanced combination of `losses` through `input`.
 
         Args:
@@ -111,7 +120,7 @@ class Balancer:
         grads: dict[str, torch.Tensor] = {}
         norms: dict[str, torch.Tensor] = {}
         for name, loss in losses.items():
-            grad, = autograd.grad(loss, [input], retain_graph=True)
+            (grad,) = autograd.grad(loss, [input], retain_graph=True)
             if self.per_batch_item:
                 norms[name] = grad.norm(dim=tuple(range(1, grad.dim())), p=2).mean()
             else:
@@ -123,7 +132,7 @@ class Balancer:
         self._metrics = {}
         if self.monitor:
             total_avg = sum(avg_norms.values())
-            self._metrics = {f'ratio_{name}': norm / total_avg for name, norm in avg_norms.items()}
+            self._metrics = {f"ratio_{name}": norm / total_avg for name, norm in avg_norms.items()}
 
         total_weights = sum(self.weights[name] for name in avg_norms)
         if total_weights <= 0:
@@ -146,10 +155,9 @@ class Balancer:
 
     def state_dict(self) -> dict[str, Any]:
         """Moving averages of the gradient norms (tensors and floats only)."""
-        return {'ema_total': {k: v.detach().cpu() for k, v in self._ema_total.items()},
-                'ema_fix': dict(self._ema_fix)}
+        return {"ema_total": {k: v.detach().cpu() for k, v in self._ema_total.items()}, "ema_fix": dict(self._ema_fix)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the moving averages saved by `state_dict`."""
-        self._ema_total = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in state.get('ema_total', {}).items()}
-        self._ema_fix = {k: float(v) for k, v in state.get('ema_fix', {}).items()}
+        self._ema_total = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in state.get("ema_total", {}).items()}
+        self._ema_fix = {k: float(v) for k, v in state.get("ema_fix", {}).items()}

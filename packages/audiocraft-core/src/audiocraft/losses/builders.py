@@ -3,38 +3,32 @@
 Dispatch goes through one dict literal keyed by upstream's loss names; each loss reads its
 keyword arguments from the config section of the same name (`cfg.mel`, `cfg.msspec`, ...).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
+
+from ..utils.utils import dict_from_config
 
 
 def _loss_classes() -> dict[str, Callable[..., nn.Module]]:
     from . import sisnr, specloss, stftloss
+
     return {
-        'l1': nn.L1Loss,
-        'l2': nn.MSELoss,
-        'mel': specloss.MelSpectrogramL1Loss,
-        'mrstft': stftloss.MRSTFTLoss,
-        'msspec': specloss.MultiScaleMelSpectrogramLoss,
-        'sisnr': sisnr.SISNR,
+        "l1": nn.L1Loss,
+        "l2": nn.MSELoss,
+        "mel": specloss.MelSpectrogramL1Loss,
+        "mrstft": stftloss.MRSTFTLoss,
+        "msspec": specloss.MultiScaleMelSpectrogramLoss,
+        "sisnr": sisnr.SISNR,
     }
 
 
-LOSS_NAMES = ('l1', 'l2', 'mel', 'mrstft', 'msspec', 'sisnr')
-
-
-def _section(cfg: DictConfig, name: str) -> dict[str, Any]:
-    section = cfg.get(name)
-    if section is None:
-        return {}
-    container = OmegaConf.to_container(section, resolve=True)
-    if not isinstance(container, dict):
-        raise ValueError(f"config section {name!r} must be a mapping, got {container!r}")
-    return {str(k): v for k, v in container.items()}
+LOSS_NAMES = ("l1", "l2", "mel", "mrstft", "msspec", "sisnr")
 
 
 def get_loss(loss_name: str, cfg: DictConfig) -> nn.Module:
@@ -49,9 +43,10 @@ def get_loss(loss_name: str, cfg: DictConfig) -> nn.Module:
     """
     classes = _loss_classes()
     if loss_name not in classes:
-        raise ValueError(f"unknown loss {loss_name!r} (config key losses.{loss_name}); "
-                         f"expected one of {sorted(classes)}")
-    kwargs = _section(cfg, loss_name)
+        raise ValueError(
+            f"unknown loss {loss_name!r} (config key losses.{loss_name}); expected one of {sorted(classes)}"
+        )
+    kwargs = dict_from_config(cfg.get(loss_name), loss_name)
     try:
         return classes[loss_name](**kwargs)
     except TypeError as exc:
@@ -66,9 +61,9 @@ def get_balancer(loss_weights: dict[str, float], cfg: DictConfig) -> Any:
         cfg: the `balancer` section (`balance_grads`, `total_norm`, `ema_decay`, `per_batch_item`, ...).
     """
     from .balancer import Balancer
-    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    assert isinstance(container, dict)
+
+    container = dict_from_config(cfg, "balancer")
     try:
-        return Balancer(loss_weights, **{str(k): v for k, v in container.items()})
+        return Balancer(loss_weights, **container)
     except TypeError as exc:
         raise ValueError(f"bad arguments in config section 'balancer': {container}: {exc}") from exc

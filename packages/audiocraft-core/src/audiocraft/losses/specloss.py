@@ -4,6 +4,7 @@ Same definitions, argument names and defaults as upstream AudioCraft. Unlike ups
 multi-scale loss computes each scale's mel spectrogram once (the log branch is derived from the
 linear one) and runs estimate and reference through a single batched transform.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,19 +44,37 @@ class MelSpectrogramWrapper(nn.Module):
         floor_level: floor added before the log.
     """
 
-    def __init__(self, n_fft: int = 1024, hop_length: int = 256, win_length: int | None = None,
-                 n_mels: int = 80, sample_rate: float = 22050, f_min: float = 0.0, f_max: float | None = None,
-                 log: bool = True, normalized: bool = False, floor_level: float = 1e-5):
+    def __init__(
+        self,
+        n_fft: int = 1024,
+        hop_length: int = 256,
+        win_length: int | None = None,
+        n_mels: int = 80,
+        sample_rate: float = 22050,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        log: bool = True,
+        normalized: bool = False,
+        floor_level: float = 1e-5,
+    ):
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = int(hop_length)
         with warnings.catch_warnings():
             # Small FFTs (msspec's 2**6 scale) leave some of the 64 mel bands empty, as upstream: expected.
             warnings.filterwarnings("ignore", message="At least one mel filterbank has all zero values")
-            self.mel_transform = MelSpectrogram(n_mels=n_mels, sample_rate=int(sample_rate), n_fft=n_fft,
-                                                hop_length=self.hop_length, win_length=win_length, f_min=f_min,
-                                                f_max=f_max, normalized=normalized, window_fn=torch.hann_window,
-                                                center=False)
+            self.mel_transform = MelSpectrogram(
+                n_mels=n_mels,
+                sample_rate=int(sample_rate),
+                n_fft=n_fft,
+                hop_length=self.hop_length,
+                win_length=win_length,
+                f_min=f_min,
+                f_max=f_max,
+                normalized=normalized,
+                window_fn=torch.hann_window,
+                center=False,
+            )
         self.floor_level = floor_level
         self.log = log
 
@@ -89,13 +108,32 @@ class MelSpectrogramL1Loss(nn.Module):
         floor_level: floor added before the log.
     """
 
-    def __init__(self, sample_rate: int, n_fft: int = 1024, hop_length: int = 256, win_length: int = 1024,
-                 n_mels: int = 80, f_min: float = 0.0, f_max: float | None = None,
-                 log: bool = True, normalized: bool = False, floor_level: float = 1e-5):
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int = 1024,
+        hop_length: int = 256,
+        win_length: int = 1024,
+        n_mels: int = 80,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        log: bool = True,
+        normalized: bool = False,
+        floor_level: float = 1e-5,
+    ):
         super().__init__()
-        self.melspec = MelSpectrogramWrapper(n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                                             n_mels=n_mels, sample_rate=sample_rate, f_min=f_min, f_max=f_max,
-                                             log=log, normalized=normalized, floor_level=floor_level)
+        self.melspec = MelSpectrogramWrapper(
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            n_mels=n_mels,
+            sample_rate=sample_rate,
+            f_min=f_min,
+            f_max=f_max,
+            log=log,
+            normalized=normalized,
+            floor_level=floor_level,
+        )
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Args: x: estimate `[B, C, T]`; y: reference `[B, C, T]`. Returns a scalar."""
@@ -120,18 +158,37 @@ class MultiScaleMelSpectrogramLoss(nn.Module):
         floor_level: floor added before the log.
     """
 
-    def __init__(self, sample_rate: int, range_start: int = 6, range_end: int = 11,
-                 n_mels: int = 64, f_min: float = 0.0, f_max: float | None = None,
-                 normalized: bool = False, alphas: bool = True, floor_level: float = 1e-5):
+    def __init__(
+        self,
+        sample_rate: int,
+        range_start: int = 6,
+        range_end: int = 11,
+        n_mels: int = 64,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        normalized: bool = False,
+        alphas: bool = True,
+        floor_level: float = 1e-5,
+    ):
         super().__init__()
         self.normalized = normalized
         self.floor_level = floor_level
         self.mels = nn.ModuleList(
-            MelSpectrogramWrapper(n_fft=2 ** i, hop_length=(2 ** i) / 4, win_length=2 ** i, n_mels=n_mels,
-                                  sample_rate=sample_rate, f_min=f_min, f_max=f_max, log=False,
-                                  normalized=normalized, floor_level=floor_level)
-            for i in range(range_start, range_end))
-        self.alphas = [math.sqrt(2 ** i - 1) if alphas else 1.0 for i in range(range_start, range_end)]
+            MelSpectrogramWrapper(
+                n_fft=2**i,
+                hop_length=(2**i) / 4,
+                win_length=2**i,
+                n_mels=n_mels,
+                sample_rate=sample_rate,
+                f_min=f_min,
+                f_max=f_max,
+                log=False,
+                normalized=normalized,
+                floor_level=floor_level,
+            )
+            for i in range(range_start, range_end)
+        )
+        self.alphas = [math.sqrt(2**i - 1) if alphas else 1.0 for i in range(range_start, range_end)]
         self.total = sum(alpha + 1 for alpha in self.alphas)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

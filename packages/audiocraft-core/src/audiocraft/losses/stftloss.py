@@ -4,6 +4,7 @@ Spectral convergence plus log-magnitude L1 over one or several STFT resolutions,
 definitions, argument names and defaults of upstream AudioCraft (after Parallel WaveGAN).
 Estimate and reference go through a single batched STFT call per resolution.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,12 +16,14 @@ from torch.nn import functional as F
 _EPS = torch.finfo(torch.float32).eps
 
 
-def _stft_magnitude(x: torch.Tensor, n_fft: int, hop_length: int, win_length: int,
-                    window: torch.Tensor | None, normalized: bool) -> torch.Tensor:
+def _stft_magnitude(
+    x: torch.Tensor, n_fft: int, hop_length: int, win_length: int, window: torch.Tensor | None, normalized: bool
+) -> torch.Tensor:
     """Magnitude STFT of `x` `[B, C, T]` -> `[B, C, n_fft // 2 + 1, frames]` (floored at sqrt(1e-7))."""
     batch, channels, length = x.shape
-    spec = torch.stft(x.reshape(-1, length), n_fft, hop_length, win_length, window,
-                      normalized=normalized, return_complex=True)
+    spec = torch.stft(
+        x.reshape(-1, length), n_fft, hop_length, win_length, window, normalized=normalized, return_complex=True
+    )
     power = spec.real.pow(2) + spec.imag.pow(2)
     return power.clamp(min=1e-7).sqrt().view(batch, channels, *spec.shape[1:])
 
@@ -69,8 +72,15 @@ class STFTLosses(nn.Module):
         epsilon: numerical floor.
     """
 
-    def __init__(self, n_fft: int = 1024, hop_length: int = 120, win_length: int = 600,
-                 window: str = "hann_window", normalized: bool = False, epsilon: float = _EPS):
+    def __init__(
+        self,
+        n_fft: int = 1024,
+        hop_length: int = 120,
+        win_length: int = 600,
+        window: str = "hann_window",
+        normalized: bool = False,
+        epsilon: float = _EPS,
+    ):
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
@@ -83,8 +93,9 @@ class STFTLosses(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: x: estimate `[B, C, T]`; y: reference `[B, C, T]`. Returns (spectral convergence, log-mag)."""
         window: torch.Tensor = self.window  # type: ignore[assignment]  # a registered buffer
-        mags = _stft_magnitude(torch.cat([x, y], dim=0), self.n_fft, self.hop_length, self.win_length,
-                               window, self.normalized)
+        mags = _stft_magnitude(
+            torch.cat([x, y], dim=0), self.n_fft, self.hop_length, self.win_length, window, self.normalized
+        )
         x_mag, y_mag = mags.chunk(2, dim=0)
         return self.spectral_convergenge_loss(x_mag, y_mag), self.log_stft_magnitude_loss(x_mag, y_mag)
 
@@ -103,9 +114,17 @@ class STFTLoss(nn.Module):
         epsilon: numerical floor.
     """
 
-    def __init__(self, n_fft: int = 1024, hop_length: int = 120, win_length: int = 600,
-                 window: str = "hann_window", normalized: bool = False,
-                 factor_sc: float = 0.1, factor_mag: float = 0.1, epsilon: float = _EPS):
+    def __init__(
+        self,
+        n_fft: int = 1024,
+        hop_length: int = 120,
+        win_length: int = 600,
+        window: str = "hann_window",
+        normalized: bool = False,
+        factor_sc: float = 0.1,
+        factor_mag: float = 0.1,
+        epsilon: float = _EPS,
+    ):
         super().__init__()
         self.loss = STFTLosses(n_fft, hop_length, win_length, window, normalized, epsilon)
         self.factor_sc = factor_sc
@@ -131,16 +150,27 @@ class MRSTFTLoss(nn.Module):
         epsilon: numerical floor.
     """
 
-    def __init__(self, n_ffts: Sequence[int] = (1024, 2048, 512), hop_lengths: Sequence[int] = (120, 240, 50),
-                 win_lengths: Sequence[int] = (600, 1200, 240), window: str = "hann_window",
-                 factor_sc: float = 0.1, factor_mag: float = 0.1, normalized: bool = False, epsilon: float = _EPS):
+    def __init__(
+        self,
+        n_ffts: Sequence[int] = (1024, 2048, 512),
+        hop_lengths: Sequence[int] = (120, 240, 50),
+        win_lengths: Sequence[int] = (600, 1200, 240),
+        window: str = "hann_window",
+        factor_sc: float = 0.1,
+        factor_mag: float = 0.1,
+        normalized: bool = False,
+        epsilon: float = _EPS,
+    ):
         super().__init__()
         if not len(n_ffts) == len(hop_lengths) == len(win_lengths):
-            raise ValueError(f"MRSTFTLoss: n_ffts {list(n_ffts)}, hop_lengths {list(hop_lengths)} and "
-                             f"win_lengths {list(win_lengths)} must have the same length")
+            raise ValueError(
+                f"MRSTFTLoss: n_ffts {list(n_ffts)}, hop_lengths {list(hop_lengths)} and "
+                f"win_lengths {list(win_lengths)} must have the same length"
+            )
         self.stft_losses = nn.ModuleList(
             STFTLosses(n_fft, hop, win, window, normalized, epsilon)
-            for n_fft, hop, win in zip(n_ffts, hop_lengths, win_lengths))
+            for n_fft, hop, win in zip(n_ffts, hop_lengths, win_lengths)
+        )
         self.factor_sc = factor_sc
         self.factor_mag = factor_mag
 

@@ -1,7 +1,10 @@
-"""Optimizer and learning-rate schedule builders, dispatching by name through dict literals.
+"""Optimizer, learning-rate schedule and EMA builders, dispatching by name through dict literals.
 
-Part of audiocraft-core (training layer). These take plain keyword arguments; the config-reading wrappers
-(``get_optimizer``, ``get_lr_scheduler``, ``get_ema``) live in `audiocraft.solvers.builders`.
+Part of audiocraft-core (training layer). `build_optimizer` / `build_lr_scheduler` take plain keyword
+arguments; `get_optimizer`, `get_lr_scheduler` and `get_ema` read upstream AudioCraft's config sections
+(``optim``, ``schedule``, ``optim.ema``). Upstream had the config readers in ``audiocraft.solvers.builders``,
+which re-exports them under the same names; they live here so that the solver base class and the adversarial
+builders can use them without importing the solver registry (which imports both).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from ..utils.utils import dict_from_config
 from .dadam import DAdaptAdam
+from .ema import ModuleDictEMA
 from .schedulers import (
     CosineLRScheduler,
     InverseSquareRootLRScheduler,
@@ -44,8 +49,9 @@ def get_optim_parameter_groups(model: nn.Module) -> list[dict[str, tp.Any]]:
     return [{"params": others}] + groups
 
 
-def build_optimizer(params: nn.Module | tp.Iterable[torch.Tensor] | tp.Iterable[dict], optimizer: str, lr: float,
-                    **kwargs: tp.Any) -> Optimizer:
+def build_optimizer(
+    params: nn.Module | tp.Iterable[torch.Tensor] | tp.Iterable[dict], optimizer: str, lr: float, **kwargs: tp.Any
+) -> Optimizer:
     """Build an optimizer by name.
 
     Args:
@@ -53,6 +59,7 @@ def build_optimizer(params: nn.Module | tp.Iterable[torch.Tensor] | tp.Iterable[
         optimizer: ``'adam'``, ``'adamw'`` or ``'dadam'``.
         lr: learning rate.
         **kwargs: optimizer keyword arguments (``betas``, ``weight_decay``, ...).
+
     Raises:
         ValueError: for an unknown optimizer name, listing the valid ones.
     """
@@ -65,8 +72,9 @@ def build_optimizer(params: nn.Module | tp.Iterable[torch.Tensor] | tp.Iterable[
     return factory(parameters, lr=lr, **kwargs)
 
 
-def _step(optimizer: Optimizer, total_updates: int, step_size: int | None = None,
-          gamma: float | None = None) -> LRScheduler:
+def _step(
+    optimizer: Optimizer, total_updates: int, step_size: int | None = None, gamma: float | None = None
+) -> LRScheduler:
     if step_size is None or gamma is None:
         raise ValueError("schedule.step needs step_size and gamma")
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
@@ -90,8 +98,7 @@ def _inverse_sqrt(optimizer: Optimizer, total_updates: int, warmup: int | None =
     return InverseSquareRootLRScheduler(optimizer, warmup_steps=warmup, **kw)
 
 
-def _linear_warmup(optimizer: Optimizer, total_updates: int, warmup: int | None = None,
-                   **kw: tp.Any) -> LRScheduler:
+def _linear_warmup(optimizer: Optimizer, total_updates: int, warmup: int | None = None, **kw: tp.Any) -> LRScheduler:
     return LinearWarmupLRScheduler(optimizer, warmup_steps=warmup, **kw)
 
 
@@ -105,8 +112,9 @@ _SCHEDULERS: dict[str, tp.Callable[..., LRScheduler]] = {
 }
 
 
-def build_lr_scheduler(optimizer: Optimizer, lr_scheduler: str | None, total_updates: int,
-                       **kwargs: tp.Any) -> LRScheduler | None:
+def build_lr_scheduler(
+    optimizer: Optimizer, lr_scheduler: str | None, total_updates: int, **kwargs: tp.Any
+) -> LRScheduler | None:
     """Build a learning rate schedule by name (stepped once per update).
 
     Args:
@@ -115,6 +123,7 @@ def build_lr_scheduler(optimizer: Optimizer, lr_scheduler: str | None, total_upd
             ``'linear_warmup'``, or None for a constant learning rate.
         total_updates: total number of updates of the run.
         **kwargs: the schedule's section of the config (e.g. ``warmup``, ``lr_min_ratio``).
+
     Raises:
         ValueError: for an unknown name, listing the valid ones.
     """
@@ -123,3 +132,43 @@ def build_lr_scheduler(optimizer: Optimizer, lr_scheduler: str | None, total_upd
     if lr_scheduler not in _SCHEDULERS:
         raise ValueError(f"unknown lr_scheduler {lr_scheduler!r}; expected one of {sorted(_SCHEDULERS)} or null")
     return _SCHEDULERS[lr_scheduler](optimizer, total_updates, **kwargs)
+
+
+def get_optimizer(params: nn.Module | tp.Iterable[torch.Tensor], cfg: tp.Any) -> Optimizer:
+    """Optimizer from the ``optim`` section (``optimizer``, ``lr`` and the ``adam`` keyword arguments).
+
+    Raises:
+        KeyError: when the section has no ``optimizer`` key (e.g. the whole config was passed).
+    """
+    if "optimizer" not in cfg:
+        hint = " (pass cfg.optim, not the whole config)" if "optim" in cfg else ""
+        raise KeyError(f"no 'optimizer' key in the optim config{hint}")
+    kwargs = dict_from_config(cfg.get("adam"), "optim.adam")
+    return build_optimizer(params, cfg.optimizer, lr=cfg.lr, **kwargs)
+
+
+def get_lr_scheduler(optimizer: Optimizer, cfg: tp.Any, total_updates: int) -> LRScheduler | None:
+    """Schedule from the ``schedule`` section: ``lr_scheduler`` names the sub-section holding its arguments.
+
+    Raises:
+        KeyError: when the section has no ``lr_scheduler`` key.
+    """
+    if "lr_scheduler" not in cfg:
+        raise KeyError("no 'lr_scheduler' key in the schedule config")
+    name = cfg.lr_scheduler
+    kwargs = dict_from_config(cfg.get(name), f"schedule.{name}") if name is not None else {}
+    return build_lr_scheduler(optimizer, name, total_updates, **kwargs)
+
+
+def get_ema(module_dict: nn.ModuleDict, cfg: tp.Any) -> ModuleDictEMA | None:
+    """EMA from the ``optim.ema`` section (None when ``use`` is false or the section is null).
+
+    Raises:
+        ValueError: when ``use`` is true and ``module_dict`` is empty.
+    """
+    kw = dict_from_config(cfg, "optim.ema")
+    if not kw.pop("use", False):
+        return None
+    if len(module_dict) == 0:
+        raise ValueError("optim.ema.use=true but no module was registered with register_ema")
+    return ModuleDictEMA(module_dict, decay=kw.pop("decay", 0.999), device=kw.pop("device", None))

@@ -33,21 +33,48 @@ class DAdaptAdam(torch.optim.Optimizer):
         growth_rate: cap of the multiplicative growth of ``d`` per step.
     """
 
-    def __init__(self, params: tp.Any, lr: float = 1.0, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, log_every: int = 0, decouple: bool = True,
-                 d0: float = 1e-6, growth_rate: float = float("inf")):
+    def __init__(
+        self,
+        params: tp.Any,
+        lr: float = 1.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        log_every: int = 0,
+        decouple: bool = True,
+        d0: float = 1e-6,
+        growth_rate: float = float("inf"),
+    ):
         if not 0.0 < d0:
             raise ValueError(f"invalid d0 {d0}")
         if not 0.0 < lr:
             raise ValueError(f"invalid learning rate {lr}")
         if not 0.0 < eps:
             raise ValueError(f"invalid epsilon {eps}")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, d=d0, k=0,
-                        gsq_weighted=0.0, log_every=log_every, decouple=decouple, growth_rate=growth_rate)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            d=d0,
+            k=0,
+            gsq_weighted=0.0,
+            log_every=log_every,
+            decouple=decouple,
+            growth_rate=growth_rate,
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure: tp.Callable | None = None) -> tp.Any:  # type: ignore[override]
+        """Perform one optimization step with the D-Adaptation estimate of the learning rate scale ``d``.
+
+        Args:
+            closure: optional callable that re-evaluates the model and returns the loss.
+
+        Returns:
+            The loss returned by ``closure``, or None without a closure.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -85,7 +112,7 @@ class DAdaptAdam(torch.optim.Optimizer):
                     s.mul_(beta2).add_(grad, alpha=dlr * (1 - beta2))
                     sksq_weighted += (_to_real(s * s.conj()) / denom).sum().cpu()
                     sk_l1 += s.abs().sum().cpu()
-        gsq_weighted = beta2 * first["gsq_weighted"] + g_sq.item() * (dlr ** 2) * (1 - beta2)
+        gsq_weighted = beta2 * first["gsq_weighted"] + g_sq.item() * (dlr**2) * (1 - beta2)
         sk_l1_value = sk_l1.item()
         if sk_l1_value == 0:
             return loss

@@ -37,8 +37,13 @@ class ModuleDictEMA:
         device: where the averages live (None: same device as each tensor).
     """
 
-    def __init__(self, module_dict: nn.ModuleDict, decay: float = 0.999, unbias: bool = True,
-                 device: torch.device | str | None = "cpu"):
+    def __init__(
+        self,
+        module_dict: nn.ModuleDict,
+        decay: float = 0.999,
+        unbias: bool = True,
+        device: torch.device | str | None = "cpu",
+    ):
         self.decay = decay
         self.module_dict = module_dict
         self.unbias = unbias
@@ -71,9 +76,22 @@ class ModuleDictEMA:
                     avg.mul_(1 - w).add_(val.detach().to(avg.device), alpha=w)
 
     def state_dict(self) -> dict[str, tp.Any]:
+        """Return the averages and the bias-correction count.
+
+        Returns:
+            ``{"state": {module name: {tensor name: average}}, "count": float}``.
+        """
         return {"state": self.state, "count": self.count}
 
     def load_state_dict(self, state: dict[str, tp.Any]) -> None:
+        """Copy saved averages into the registered ones, in place.
+
+        Args:
+            state: a dict from `state_dict`.
+
+        Raises:
+            KeyError: when ``state`` holds a module that is not registered here.
+        """
         self.count = float(state["count"])
         for module_name, tensors in state["state"].items():
             if module_name not in self.state:

@@ -22,22 +22,43 @@ def is_fsdp_used(use: bool, device: str) -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def wrap_with_fsdp(use: bool, device: str, model: torch.nn.Module, param_dtype: str = "float16",
-                   reduce_dtype: str = "float32", buffer_dtype: str = "float32",
-                   sharding_strategy: str = "shard_grad_op", **kwargs: tp.Any) -> torch.nn.Module:
+def wrap_with_fsdp(
+    use: bool,
+    device: str,
+    model: torch.nn.Module,
+    param_dtype: str = "float16",
+    reduce_dtype: str = "float32",
+    buffer_dtype: str = "float32",
+    sharding_strategy: str = "shard_grad_op",
+    **kwargs: tp.Any,
+) -> torch.nn.Module:
     """Wrap ``model`` with FSDP when `is_fsdp_used`, else return it unchanged."""
     if not is_fsdp_used(use, device):
         return model
     from torch.distributed.fsdp import MixedPrecision, ShardingStrategy
-    strategies = {"no_shard": ShardingStrategy.NO_SHARD, "shard_grad_op": ShardingStrategy.SHARD_GRAD_OP,
-                  "full_shard": ShardingStrategy.FULL_SHARD}
+
+    strategies = {
+        "no_shard": ShardingStrategy.NO_SHARD,
+        "shard_grad_op": ShardingStrategy.SHARD_GRAD_OP,
+        "full_shard": ShardingStrategy.FULL_SHARD,
+    }
     if sharding_strategy not in strategies:
         raise ValueError(f"unknown fsdp.sharding_strategy {sharding_strategy!r}; expected one of {sorted(strategies)}")
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    mixed = MixedPrecision(param_dtype=getattr(torch, param_dtype), reduce_dtype=getattr(torch, reduce_dtype),
-                           buffer_dtype=getattr(torch, buffer_dtype))
-    return FSDP(model, sharding_strategy=strategies[sharding_strategy], mixed_precision=mixed,
-                device_id=torch.cuda.current_device(), sync_module_states=True, use_orig_params=True)
+
+    mixed = MixedPrecision(
+        param_dtype=getattr(torch, param_dtype),
+        reduce_dtype=getattr(torch, reduce_dtype),
+        buffer_dtype=getattr(torch, buffer_dtype),
+    )
+    return FSDP(
+        model,
+        sharding_strategy=strategies[sharding_strategy],
+        mixed_precision=mixed,
+        device_id=torch.cuda.current_device(),
+        sync_module_states=True,
+        use_orig_params=True,
+    )
 
 
 @contextmanager
@@ -48,6 +69,7 @@ def switch_to_full_state_dict(models: list[torch.nn.Module]) -> tp.Iterator[None
         return
     from torch.distributed.fsdp import FullStateDictConfig, StateDictType
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
     cfg = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
     contexts = [FSDP.state_dict_type(m, StateDictType.FULL_STATE_DICT, cfg) for m in models]
     for ctx in contexts:

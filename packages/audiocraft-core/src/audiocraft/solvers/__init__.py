@@ -1,13 +1,14 @@
 """Solvers: the training loop (`StandardSolver`) and the task solvers built on it (``audiocraft.solvers``).
 
-Part of audiocraft-core (training layer). Task solvers (compression, musicgen, audiogen) live in their own
-modules and are imported lazily; `get_solver` picks one from the ``solver`` config value.
+Part of audiocraft-core (training layer). Task solvers live in their own modules and are imported lazily;
+`get_solver` picks one from the ``solver`` config value (registry: `audiocraft.solvers.builders.SOLVERS`).
+``__all__`` and the table below name only solvers whose module exists.
 """
 
 import importlib
 import typing as tp
 
-__all__ = ["StandardSolver", "get_solver", "CompressionSolver", "MusicGenSolver", "AudioGenSolver"]
+__all__ = ["AudioGenSolver", "CompressionSolver", "MusicGenSolver", "StandardSolver", "get_solver"]
 
 _WHERE = {
     "StandardSolver": "base",
@@ -24,3 +25,7 @@ def __getattr__(name: str) -> tp.Any:
     value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,10 +8,13 @@ ends with a checkpoint (see `audiocraft.solvers._checkpointing`). Subclasses imp
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import sys
 import typing as tp
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from pathlib import Path
 
 import flashy
 import torch
@@ -20,13 +23,15 @@ from torch import nn
 
 from ..environment import AudioCraftEnvironment
 from ..optim import ModuleDictEMA, fsdp
+from ..optim.builders import get_ema
+from ..utils import _media
 from ..utils.autocast import TorchAutocast
 from ..utils.best_state import BestStateDictManager
 from ..utils.deadlock import DeadlockDetect
 from ..utils.profiler import Profiler
 from ..utils.rng import RNGState
 from ..utils.utils import copy_state, dict_from_config, model_hash, set_loader_epoch, with_rank_rng
-from ._checkpointing import CheckpointMixin, _YamlConfigSource, plain_metrics
+from ._checkpointing import CheckpointMixin, ResumableAverage, _YamlConfigSource, iterate_from, plain_metrics
 
 
 class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[misc]
@@ -59,6 +64,11 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
         if self.cfg.logging.log_tensorboard:
             self.init_tensorboard(**self.cfg.get("tensorboard"))
         if self.cfg.logging.log_wandb:
+            if "wandb" not in sys.modules and importlib.util.find_spec("wandb") is None:  # flashy: 'NoneType'.config
+                raise ImportError(
+                    "logging.log_wandb=true but wandb is not installed: pip install "
+                    "'audiocraft-core[wandb]', or set logging.log_wandb=false"
+                )
             self.init_wandb(**self.cfg.get("wandb"))
         dtype_best: torch.dtype | None = None
         if self.cfg.fsdp.use:
@@ -74,8 +84,9 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             for split in ("train", "valid"):
                 if split not in self.dataloaders:
                     raise ValueError(f"{self.__class__.__name__}.build_dataloaders must provide the {split!r} split")
-        self.train_updates_per_epoch = (len(self.dataloaders["train"]) // self.grad_accum_steps
-                                        if "train" in self.dataloaders else 0)
+        self.train_updates_per_epoch = (
+            len(self.dataloaders["train"]) // self.grad_accum_steps if "train" in self.dataloaders else 0
+        )
         if self.cfg.optim.updates_per_epoch:
             self.train_updates_per_epoch = self.cfg.optim.updates_per_epoch
         self.total_updates = self.train_updates_per_epoch * self.cfg.optim.epochs
@@ -100,16 +111,22 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             return
         world = flashy.distrib.world_size()
         per_worker = dataset.batch_size
-        self.logger.info("Batch size: %d per worker x %d worker(s) = %d per update (dataset.batch_size is the "
-                         "global batch, split across workers)%s", per_worker, world, per_worker * world,
-                         f"; x{self.grad_accum_steps} gradient accumulation" if self.grad_accum_steps > 1 else "")
+        self.logger.info(
+            "Batch size: %d per worker x %d worker(s) = %d per update (dataset.batch_size is the "
+            "global batch, split across workers)%s",
+            per_worker,
+            world,
+            per_worker * world,
+            f"; x{self.grad_accum_steps} gradient accumulation" if self.grad_accum_steps > 1 else "",
+        )
 
     # ---- configuration helpers -----------------------------------------------------------------------
     @property
     def autocast(self) -> TorchAutocast:
         """``with self.autocast:`` runs under torch.autocast when ``autocast=true``."""
-        return TorchAutocast(enabled=self.cfg.autocast, device_type=self.device,
-                             dtype=getattr(torch, self.cfg.autocast_dtype))
+        return TorchAutocast(
+            enabled=self.cfg.autocast, device_type=self.device, dtype=getattr(torch, self.cfg.autocast_dtype)
+        )
 
     @property
     def best_metric_name(self) -> str | None:
@@ -118,10 +135,12 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
 
     @property
     def log_updates(self) -> int:
+        """Number of progress-log lines per stage (``logging.log_updates``)."""
         return self._log_updates
 
     @property
     def is_training(self) -> bool:
+        """Whether the current stage is ``train``."""
         return self.current_stage == "train"
 
     # ---- registration --------------------------------------------------------------------------------
@@ -145,15 +164,28 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             self._ema_sources[name] = getattr(self, name)
 
     def wrap_with_fsdp(self, model: nn.Module, *args: tp.Any, **kwargs: tp.Any) -> nn.Module:
-        model = fsdp.wrap_with_fsdp(self.cfg.fsdp.use, self.device, model, **{
-            k: v for k, v in dict_from_config(self.cfg.fsdp).items() if k not in ("use", "per_block")})
+        """Wrap ``model`` with FSDP when ``fsdp.use`` (else return it unchanged), with the ``fsdp`` section.
+
+        Args:
+            model: the module to wrap.
+            *args: ignored (upstream's signature).
+            **kwargs: ignored (upstream's signature).
+
+        Returns:
+            The wrapped (or the same) module.
+        """
+        model = fsdp.wrap_with_fsdp(
+            self.cfg.fsdp.use,
+            self.device,
+            model,
+            **{k: v for k, v in dict_from_config(self.cfg.fsdp).items() if k not in ("use", "per_block")},
+        )
         if model.__class__.__name__ == "FullyShardedDataParallel":
             self._fsdp_modules.append(model)
         return model
 
     def initialize_ema(self) -> None:
         """Build the EMA of the registered sources when ``optim.ema.use``."""
-        from .builders import get_ema
         self.ema = get_ema(self._ema_sources, self.cfg.optim.ema)
         if self.ema is None:
             self.logger.info("No EMA on the model.")
@@ -171,8 +203,9 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
         else:
             metrics = self._pending_metrics.get(stage_name, {})
             if self.best_metric_name not in metrics:
-                raise KeyError(f"best metric {self.best_metric_name!r} missing from the {stage_name} metrics "
-                               f"({sorted(metrics)})")
+                raise KeyError(
+                    f"best metric {self.best_metric_name!r} missing from the {stage_name} metrics ({sorted(metrics)})"
+                )
             current = metrics[self.best_metric_name]
             past = [m[stage_name][self.best_metric_name] for m in self.history if stage_name in m]
             old_best = min(past + [float("inf")])
@@ -253,13 +286,44 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             self.logger.info("  %s: %.3f M params", name, count / 1e6)
 
     def log_model_summary(self, model: nn.Module) -> None:
+        """Log ``model`` and its parameter count and size."""
         self.logger.info(model)
         count = sum(p.numel() for p in model.parameters())
-        self.logger.info("Parameters: %d (%.3f M), size: %.1f MB", count, count / 1e6, count * 4 / 2 ** 20)
+        self.logger.info("Parameters: %d (%.3f M), size: %.1f MB", count, count / 1e6, count * 4 / 2**20)
+
+    # ---- media (flashy's own media path needs torchcodec / torchvision: see audiocraft.utils._media) ---------
+    @property
+    def media_logging_enabled(self) -> bool:
+        """Whether tensorboard or wandb logging is on with ``with_media_logging`` (stages log media only then)."""
+        return any(
+            self.cfg.logging.get(f"log_{name}") and self.cfg.get(name, {}).get("with_media_logging")
+            for name in ("tensorboard", "wandb")
+        )
+
+    def log_audio(self, stage_name: str, key: str, audio: torch.Tensor, sample_rate: int, **kwargs: tp.Any) -> None:
+        """Log audio [C, T] and its mel-spectrogram image to the local, tensorboard and wandb loggers.
+
+        ``kwargs`` go to `audiocraft.data.audio.audio_write` for the local copy (``<xp>/outputs/<stage>_<epoch>/
+        <key>.wav`` and ``<key>.png``); ``spectrogram=False`` logs the audio alone.
+        """
+        _media.log_audio(
+            self.result_logger._experiment_loggers, stage_name, key, audio, sample_rate, self.epoch, **kwargs
+        )
+
+    def log_image(self, stage_name: str, key: str, image: torch.Tensor, **kwargs: tp.Any) -> None:
+        """Log an image [C, H, W] (uint8, or float in [0, 1]) to the local (PNG), tensorboard and wandb loggers."""
+        if kwargs:
+            raise TypeError(f"log_image takes no extra arguments, got {sorted(kwargs)}")
+        _media.log_image(self.result_logger._experiment_loggers, stage_name, key, image, self.epoch)
 
     # ---- optimisation helper -------------------------------------------------------------------------
-    def backward_and_update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                            model: nn.Module | None = None, lr_scheduler: tp.Any = None) -> dict[str, float]:
+    def backward_and_update(
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        model: nn.Module | None = None,
+        lr_scheduler: tp.Any = None,
+    ) -> dict[str, float]:
         """Backward of ``loss`` with gradient accumulation, sync across workers, clipping and the update.
 
         With ``optim.grad_accum_steps = k``, the loss is divided by k and the optimizer steps every k calls.
@@ -288,7 +352,11 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
 
     # ---- stages --------------------------------------------------------------------------------------
     def common_train_valid(self, dataset_split: str, **kwargs: tp.Any) -> dict:
-        """Run `run_step` over a split: ``optim.updates_per_epoch`` updates in train, the loader in valid."""
+        """Run `run_step` over a split: ``optim.updates_per_epoch`` updates in train, the loader in valid.
+
+        In train, a mid-epoch checkpoint is written every ``checkpoint.save_every_updates`` updates, and an
+        epoch restored from one continues after its last saved update (see `audiocraft.solvers._checkpointing`).
+        """
         self.model.train(self.is_training)
         loader = self.dataloaders[dataset_split]
         set_loader_epoch(loader, self.epoch)
@@ -296,28 +364,37 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             updates_per_epoch = self.train_updates_per_epoch * self.grad_accum_steps
         else:
             updates_per_epoch = len(loader)
-        self._micro_steps = 0
+        position = self.take_train_position() if self.is_training else None
+        start = position["updates"] * self.grad_accum_steps if position else 0
+        save_every = self.save_every_updates if self.is_training else 0
+        self._micro_steps = start
         if self.is_training:  # no gradient left over from an incomplete accumulation window
             self.model.zero_grad(set_to_none=True)
         if self.cfg.benchmark_no_load:
             self.logger.warning("benchmark_no_load: re-using the first batch for every step")
             batch = next(iter(loader))
             loader = [batch] * updates_per_epoch
-        lp = self.log_progress(self.current_stage, loader, total=updates_per_epoch, updates=self.log_updates)
-        average = flashy.averager()
+        batches = iterate_from(loader, start)  # created now: a DataLoader draws its base seed here
+        if position is not None:
+            self.resume_train_position(position)
+        lp = self.log_progress(self.current_stage, batches, total=updates_per_epoch - start, updates=self.log_updates)
+        average = ResumableAverage(position["average"] if position else None)
         instant_average = flashy.averager()
-        metrics: dict = {}
-        steps = 0
+        metrics: dict = average.value()
+        steps = position["steps"] if position else 0
         with self.profiler, self.deadlock_detect:
-            for idx, batch in enumerate(lp):
+            for idx, batch in enumerate(lp, start=start):
                 self.deadlock_detect.update("batch")
                 if idx >= updates_per_epoch:
                     break
                 metrics = self.run_step(idx, batch, {})
                 steps += 1
                 self.deadlock_detect.update("step")
-                if (self.ema is not None and self.is_training
-                        and (idx + 1) % (self.cfg.optim.ema.updates * self.grad_accum_steps) == 0):
+                if (
+                    self.ema is not None
+                    and self.is_training
+                    and (idx + 1) % (self.cfg.optim.ema.updates * self.grad_accum_steps) == 0
+                ):
                     self.ema.step()
                 self.deadlock_detect.update("ema")
                 self.profiler.step()
@@ -326,14 +403,18 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
                     instant_average = flashy.averager()
                 metrics = average(metrics)
                 self.deadlock_detect.update("end_batch")
+                if save_every and (idx + 1) % (save_every * self.grad_accum_steps) == 0 and idx + 1 < updates_per_epoch:
+                    self.save_mid_epoch_checkpoint((idx + 1) // self.grad_accum_steps, steps, average)
         if steps < updates_per_epoch and self.is_training:
             self.logger.warning("The %s loader ran out after %d of %d steps", dataset_split, steps, updates_per_epoch)
         return flashy.distrib.average_metrics(metrics, steps)
 
     def train(self) -> dict:
+        """Train stage: `common_train_valid` on the ``train`` split."""
         return self.common_train_valid("train")
 
     def valid(self) -> dict:
+        """Valid stage: `common_train_valid` on the ``valid`` split."""
         return self.common_train_valid("valid")
 
     def should_run_stage(self, stage_name: str) -> bool:
@@ -364,6 +445,7 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             self.xp.link.update_history(self.history)
 
     def should_stop_training(self) -> bool:
+        """Whether every epoch of ``optim.epochs`` has run."""
         return self.epoch > self.cfg.optim.epochs
 
     def run(self) -> None:
@@ -372,11 +454,55 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             raise RuntimeError("nothing registered as stateful")
         self.restore(replay_metrics=True)
         self.log_hyperparams(dict_from_config(self.cfg))
-        for _ in range(self.epoch, self.cfg.optim.epochs + 1):
-            if self.should_stop_training():
-                return
-            self.run_epoch()
-            self.commit()
+        try:
+            for _ in range(self.epoch, self.cfg.optim.epochs + 1):
+                if self.should_stop_training():
+                    return
+                self.run_epoch()
+                self.commit()
+        except RuntimeError as exc:
+            if flashy.distrib.is_distributed() and _is_lost_worker(exc):
+                raise WorkerLostError(
+                    f"worker {flashy.distrib.rank()}/{flashy.distrib.world_size()}: another training worker stopped "
+                    f"during epoch {self.epoch} ({exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}). Its "
+                    f"own log says why (<xp>/solver.log.<rank>). Run the same command again to resume from the last "
+                    f"checkpoint, {self.checkpoint_path()}."
+                ) from exc
+            raise
+
+    def run_summary(self) -> dict[str, str | None]:
+        """Where this run's results are: XP signature and folder, exported model, latest samples folder.
+
+        Returns:
+            ``sig`` and ``folder``; ``exported`` (the solver's ``export_path`` file or ``export_folder``, e.g. the
+            compression and language-model solvers', when it exists, else None) and
+            ``samples`` (``<xp>/<generate.path>/<latest epoch>``, None before the first generate stage).
+        """
+        export = getattr(self, "export_path", None) or getattr(self, "export_folder", None)
+        generate = self.cfg.get("generate") or {}
+        samples = Path(self.folder) / (generate.get("path") or "samples")
+        epochs = sorted((int(p.name) for p in samples.glob("[0-9]*") if p.name.isdigit()), reverse=True)
+        return {
+            "sig": self.xp.sig,
+            "folder": str(self.folder),
+            "exported": str(export) if export is not None and Path(export).exists() else None,
+            "samples": str(samples / str(epochs[0])) if epochs else None,
+        }
+
+    def log_run_summary(self) -> str:
+        """Log (rank 0) the one line of `run_summary` that ends every run.
+
+        Returns:
+            The line.
+        """
+        summary = self.run_summary()
+        line = (
+            f"Run summary: XP {summary['sig']} | folder {summary['folder']} | "
+            f"exported model: {summary['exported'] or 'none'} | samples: {summary['samples'] or 'none'}"
+        )
+        if flashy.distrib.is_rank_zero():
+            self.logger.info(line)
+        return line
 
     def run_one_stage(self, stage_name: str) -> None:
         """Run only ``stage_name`` (``execute_only``) with the best state; committed unless ``execute_inplace``."""
@@ -388,6 +514,26 @@ class StandardSolver(CheckpointMixin, ABC, flashy.BaseSolver):  # type: ignore[m
             self.run_stage(stage_name, fn[stage_name])
         if not self.cfg.execute_inplace:
             self.commit(save_checkpoints=False)
+
+
+class WorkerLostError(RuntimeError):
+    """Another distributed worker died (or stopped answering) during training."""
+
+
+def _is_lost_worker(exc: BaseException) -> bool:
+    # gloo and nccl report a peer that died or hung in a collective with these messages.
+    text = str(exc)
+    return any(
+        marker in text
+        for marker in (
+            "Connection closed by peer",
+            "Connection reset by peer",
+            "remote worker crashing",
+            "Timed out waiting",
+            "NCCL communicator",
+            "Broken pipe",
+        )
+    )
 
 
 def accepts_environment(klass: type) -> bool:

@@ -3,20 +3,18 @@
 A train step reconstructs a batch, optionally updates the discriminators (with probability
 ``1 / adversarial.every``), then back-propagates the weighted losses through the `Balancer` (the quantizer
 penalty goes straight to the model). Losses with a zero weight are computed for information only. The
-evaluate stage reports the reconstruction metrics (``sisnr``: upstream's *negated* SI-SNR in dB, lower is
-better; ``mel``/``mrstft`` distances; ViSQOL when ``evaluate.metrics.visqol`` and ``metrics.visqol.bin`` are
-set; nominal ``bandwidth`` in kb/s, ``entropy_kbps`` the code-histogram entropy rate, ``codebook_usage``);
-generate writes reconstructions beside their references with the samples manager. At the end of training
-the best state is exported to ``<xp>/exported/compression_state_dict.bin`` (loadable with
+evaluate stage reports the reconstruction metrics of `audiocraft.solvers.compression_metrics` over every
+worker's share of the split; generate writes reconstructions beside their references with the samples manager.
+At the end of training every worker takes part in `audiocraft.solvers.compression_export.export_and_compare`:
+rank 0 exports the best state to ``<xp>/exported/compression_state_dict.bin`` (loadable with
 `audiocraft.models.CompressionModel.get_pretrained`), and its SI-SNR is compared with an untrained model's.
+Compression models to fine-tune from, or for other solvers to use, are loaded by
+`audiocraft.solvers.compression_loading.load_frozen_compression_model` (``model_from_checkpoint``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import multiprocessing
 import typing as tp
 from pathlib import Path
 
@@ -26,13 +24,19 @@ import torch
 from torch import nn
 
 from .. import adversarial, losses
-from ..utils.utils import get_pool_executor
 from . import base, builders
+from .compression_export import EXPORT_DIR, EXPORT_NAME, export_and_compare
+from .compression_loading import check_compression_model, load_frozen_compression_model
+from .compression_metrics import ReconstructionMetrics, evaluate_audio_reconstruction, evaluate_model
 
-logger = logging.getLogger(__name__)
-
-EXPORT_DIR = "exported"
-EXPORT_NAME = "compression_state_dict.bin"
+__all__ = [
+    "EXPORT_DIR",
+    "EXPORT_NAME",
+    "CompressionSolver",
+    "ReconstructionMetrics",
+    "evaluate_audio_reconstruction",
+    "evaluate_model",
+]
 
 
 class CompressionSolver(base.StandardSolver):
@@ -48,8 +52,10 @@ class CompressionSolver(base.StandardSolver):
         if cfg.fsdp.use:
             raise ValueError("fsdp.use=true is not supported by the compression solver")
         if self.grad_accum_steps != 1:
-            raise ValueError("optim.grad_accum_steps must be 1 for the compression solver (the balancer "
-                             "normalises each batch's gradient)")
+            raise ValueError(
+                "optim.grad_accum_steps must be 1 for the compression solver (the balancer "
+                "normalises each batch's gradient)"
+            )
         self.rng = torch.Generator()  # reseeded at each epoch
         self.adv_losses = adversarial.get_adversarial_losses(self.cfg, builders.get_optimizer)
         self.aux_losses = nn.ModuleDict()
@@ -71,12 +77,21 @@ class CompressionSolver(base.StandardSolver):
 
     @property
     def best_metric_name(self) -> str | None:
+        """None: no valid metric selects a best state."""
         return None  # the best compression model is the last one, as upstream
 
     def build_model(self) -> None:
         """Build the compression model and its optimizer from the config."""
         from audiocraft.models import builders as model_builders
+
         self.model = model_builders.get_compression_model(self.cfg).to(self.device)
+        # Upstream trains silently wrong here (e.g. encodec.sample_rate=24000 on 16 kHz data): refuse it.
+        check_compression_model(
+            self.model,
+            self.cfg.sample_rate,
+            self.cfg.channels,
+            f"built from compression_model={self.cfg.compression_model}",
+        )
         self.optimizer = builders.get_optimizer(self.model.parameters(), self.cfg.optim)
         self.register_stateful("model", "optimizer")
         self.register_best_state("model")
@@ -97,9 +112,23 @@ class CompressionSolver(base.StandardSolver):
 
     # ---- train / valid -------------------------------------------------------------------------------
     def run_epoch(self) -> None:
+        """Run one epoch's stages, with the adversarial schedule's generator seeded by the epoch."""
         self.rng = torch.Generator()
         self.rng.manual_seed(1234 + self.epoch)  # adversarial schedule, reproducible across resumes
         super().run_epoch()
+
+    def epoch_state_dict(self) -> dict:
+        """State saved in a mid-epoch checkpoint: the adversarial schedule's generator state."""
+        return {"adversarial_rng": self.rng.get_state()}  # resumed mid-epoch: the schedule goes on where it was
+
+    def load_epoch_state_dict(self, state: dict) -> None:
+        """Restore the adversarial schedule's generator from a mid-epoch checkpoint.
+
+        Args:
+            state: a dict from `epoch_state_dict` (a checkpoint without the key leaves the generator as it is).
+        """
+        if "adversarial_rng" in state:
+            self.rng.set_state(state["adversarial_rng"])
 
     def _check_finite(self, idx: int, named: dict[str, torch.Tensor]) -> None:
         """Stop on a NaN/inf loss, naming it (one host sync for all losses); the last checkpoint is untouched."""
@@ -109,9 +138,17 @@ class CompressionSolver(base.StandardSolver):
         if bool(torch.isfinite(values).all()):
             return
         bad = {name: float(v) for name, v in zip(named, values.tolist()) if not math.isfinite(v)}
+        last = self.checkpoint_path()
+        kept = (
+            f"the last checkpoint ({last}) was written before this step and is kept intact"
+            if last.exists()
+            else "no checkpoint has been written yet"
+        )
         raise FloatingPointError(
-            f"non-finite loss at epoch {self.epoch}, {self.current_stage} step {idx}: {bad}. Stopping; the last "
-            f"checkpoint ({self.checkpoint_path()}) was written before this epoch and is kept intact.")
+            f"non-finite loss at epoch {self.epoch}, {self.current_stage} step {idx}: {bad}. Stopping; {kept}. "
+            "Audio with NaN/Inf samples is refused by the dataset (naming the file), so look at the learning rate, "
+            "loss weights and optim.max_norm."
+        )
 
     def run_step(self, idx: int, batch: tp.Any, metrics: dict) -> dict:
         """One train (with updates) or valid step on a batch of audio `[B, C, T]`."""
@@ -186,39 +223,46 @@ class CompressionSolver(base.StandardSolver):
     def evaluate(self) -> dict:
         """Reconstruction metrics of the (best) model over the evaluate split."""
         self.model.eval()
-        return evaluate_model(self.model, self.dataloaders["evaluate"], self.cfg, self.device,
-                              log_progress=lambda name, it, total: self.log_progress(
-                                  f"{self.current_stage} {name}", it, total=total, updates=self.log_updates))
+        return evaluate_model(
+            self.model,
+            self.dataloaders["evaluate"],
+            self.cfg,
+            self.device,
+            log_progress=lambda name, it, total: self.log_progress(
+                f"{self.current_stage} {name}", it, total=total, updates=self.log_updates
+            ),
+        )
 
     def generate(self) -> None:
         """Write reconstructions of the generate split beside their references (and to tensorboard if on)."""
         from ..utils.samples.manager import SampleManager
+
         self.model.eval()
         sample_manager = SampleManager(self.xp, map_reference_to_sample_id=True)
         loader = self.dataloaders["generate"]
         lp = self.log_progress(str(self.current_stage), loader, total=len(loader), updates=self.log_updates)
         media = 0
         for batch in lp:
-            reference, _ = batch
+            reference, infos = batch
             reference = reference.to(self.device)
             with torch.no_grad():
                 qres = self.model(reference)
             reference = reference.cpu()
             estimate = qres.x.cpu()
-            sample_manager.add_samples(estimate, self.epoch, ground_truth_wavs=reference)
-            if self.cfg.logging.get("log_tensorboard") and self.cfg.get("tensorboard", {}).get("with_media_logging"):
+            # named after their source clips, with the clip and checkpoint in the JSON (upstream: a hash alone)
+            sample_manager.add_samples(estimate, self.epoch, ground_truth_wavs=reference, sources=infos)
+            if self.media_logging_enabled:
                 for est, ref in zip(estimate, reference):
-                    self.log_audio(str(self.current_stage), f"sample_{media}/reconstruction", est,
-                                   self.cfg.sample_rate)
+                    self.log_audio(str(self.current_stage), f"sample_{media}/reconstruction", est, self.cfg.sample_rate)
                     self.log_audio(str(self.current_stage), f"sample_{media}/reference", ref, self.cfg.sample_rate)
                     media += 1
         flashy.distrib.barrier()
 
     # ---- export at the end of training ---------------------------------------------------------------
     def run(self) -> None:
-        """Train, then export the best state and compare its evaluate SI-SNR with an untrained model's."""
+        """Train, then (every worker) export the best state and compare it with an untrained model."""
         super().run()
-        if self.cfg.execute_only is None and self.epoch > self.cfg.optim.epochs and flashy.distrib.is_rank_zero():
+        if self.cfg.execute_only is None and self.epoch > self.cfg.optim.epochs:
             self.export_and_compare()
 
     @property
@@ -227,110 +271,98 @@ class CompressionSolver(base.StandardSolver):
         return Path(self.folder) / EXPORT_DIR / EXPORT_NAME
 
     def export_and_compare(self) -> dict[str, float]:
-        """Export the best state, reload it with audiocraft-models alone, and log SI-SNR vs an untrained model.
+        """Export the best state (rank 0), reload it, and log its SI-SNR vs an untrained model's (all workers).
 
         Returns:
-            ``{'sisnr_db_exported', 'sisnr_db_untrained', 'sisnr_db_gain'}`` (positive SI-SNR in dB), also
-            written to ``<xp>/exported/export_metrics.json``.
+            ``{'sisnr_db_exported', 'sisnr_db_untrained', 'sisnr_db_gain'}`` (positive SI-SNR in dB over the whole
+            evaluate split), also written to ``<xp>/exported/export_metrics.json``.
         """
-        from audiocraft.models import CompressionModel
-        from audiocraft.models import builders as model_builders
-        from audiocraft.models.export import export_encodec
-        checkpoint = self.checkpoint_path()
-        out = self.export_path
-        if out.exists() and out.stat().st_mtime >= checkpoint.stat().st_mtime:
-            self.logger.info("Exported model %s is up to date.", out)
-            summary_file = out.parent / "export_metrics.json"
-            return json.loads(summary_file.read_text()) if summary_file.exists() else {}
-        export_encodec(checkpoint, out)
-        self.logger.info("Exported the best state to %s", out)
-        loader = self.dataloaders.get("evaluate")
-        if loader is None:
-            return {}
-        exported = CompressionModel.get_pretrained(str(out), device=self.device)
-        with torch.random.fork_rng(devices=[]):  # leave the training RNG streams untouched
-            torch.manual_seed(self.cfg.seed)
-            untrained = model_builders.get_compression_model(self.cfg).to(self.device).eval()
-        summary: dict[str, float] = {}
-        for name, model in (("exported", exported), ("untrained", untrained)):
-            metrics = evaluate_model(model, loader, self.cfg, self.device, only_sisnr=True)
-            summary[f"sisnr_db_{name}"] = -float(metrics["sisnr"])
-        summary["sisnr_db_gain"] = summary["sisnr_db_exported"] - summary["sisnr_db_untrained"]
-        self.logger.info("Evaluate SI-SNR: exported model %.2f dB, untrained model %.2f dB (gain %+.2f dB)",
-                         summary["sisnr_db_exported"], summary["sisnr_db_untrained"], summary["sisnr_db_gain"])
-        (out.parent / "export_metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-        return summary
+        return export_and_compare(
+            self.checkpoint_path(),
+            self.export_path,
+            self.cfg,
+            self.dataloaders.get("evaluate"),
+            self.device,
+            log=self.logger,
+        )
 
     # ---- loading -------------------------------------------------------------------------------------
     def load_from_pretrained(self, name: str) -> dict:
-        """State to continue from a pretrained compression model (``continue_from=//pretrained/NAME``)."""
-        from audiocraft.models import CompressionModel, EncodecModel
-        model = CompressionModel.get_pretrained(name)
+        """State to continue from a pretrained compression model (``continue_from=//pretrained/NAME``).
+
+        NAME is looked up as inference does (``$AUDIOCRAFT_PRETRAINED_DIR``, model names, hub repos); the model
+        must run at this config's ``sample_rate`` with its ``channels``.
+        """
+        from audiocraft.models import EncodecModel
+        from audiocraft.models.loaders import PRETRAINED_PREFIX
+
+        model = load_frozen_compression_model(
+            PRETRAINED_PREFIX + name,
+            sample_rate=self.cfg.sample_rate,
+            channels=self.cfg.channels,
+            environment=self.environment,
+        )
         if not isinstance(model, EncodecModel):
             raise RuntimeError(f"cannot fine-tune a {type(model).__name__} ({name}); only EncodecModel")
         return {"best_state": {"model": model.state_dict()}}
 
     @staticmethod
-    def model_from_checkpoint(checkpoint_path: Path | str, device: torch.device | str = "cpu",
-                              xps_root: Path | None = None, environment: tp.Any = None) -> tp.Any:
-        """Compression model from a training checkpoint path, a Dora signature (``//sig/SIG``) or
-        ``//pretrained/NAME`` (an exported model or a pretrained name).
+    def model_from_checkpoint(
+        checkpoint_path: Path | str,
+        device: torch.device | str = "cpu",
+        xps_root: Path | None = None,
+        environment: tp.Any = None,
+    ) -> tp.Any:
+        """Frozen compression model from a checkpoint, an XP, an export or a pretrained name.
 
-        Used by the LM solvers to load their (frozen) compression model.
+        Accepts a training checkpoint or XP folder, a Dora signature (``//sig/SIG``), ``//reference/...``, an
+        exported package, or ``//pretrained/NAME`` (see `load_frozen_compression_model`).
 
         Args:
             checkpoint_path: what to load.
-            device: device of the returned model (in eval mode).
+            device: device of the returned model (in eval mode, parameters frozen).
             xps_root: the Dora ``xps`` folder to resolve signatures; defaults to the current XP's, else the
                 environment's Dora directory.
             environment: resolves ``//reference`` paths (built from the environment variables when None).
         """
-        from audiocraft.models import CompressionModel
-        from audiocraft.models import builders as model_builders
-
-        from ..utils import checkpoint
-        checkpoint_path = str(checkpoint_path)
-        if checkpoint_path.startswith("//pretrained/"):
-            return CompressionModel.get_pretrained(checkpoint_path.split("/", 3)[-1], device=device)
-        logger.info("Loading compression model from checkpoint: %s", checkpoint_path)
-        from ..environment import AudioCraftEnvironment
-        environment = environment if environment is not None else AudioCraftEnvironment()
-        if xps_root is None:
-            try:
-                import dora
-                xp = dora.get_xp()
-                xps_root = Path(xp.dora.dir) / xp.dora.xps
-            except RuntimeError:  # not inside an XP
-                xps_root = Path(environment.get_dora_dir()) / "xps"
-        resolved = checkpoint.resolve_checkpoint_path(checkpoint_path, use_fsdp=False, xps_root=xps_root,
-                                                      environment=environment)
-        if resolved is None:
-            raise FileNotFoundError(f"could not resolve compression model checkpoint {checkpoint_path}")
-        state = checkpoint.load_checkpoint(resolved)
-        if not isinstance(state, dict) or "xp.cfg" not in state or not state.get("best_state"):
-            raise RuntimeError(f"{resolved} is not a compression training checkpoint (needs xp.cfg and best_state)")
-        if state.get("exported"):
-            raise RuntimeError(f"{resolved} is an exported model: use //pretrained/{resolved}")
-        cfg = state["xp.cfg"]
-        cfg = omegaconf.OmegaConf.create(cfg) if isinstance(cfg, str) else cfg
-        assert isinstance(cfg, omegaconf.DictConfig), f"{resolved}: xp.cfg is not a mapping"
-        cfg.device = str(device)
-        model = model_builders.get_compression_model(cfg).to(device)
-        model.load_state_dict(state["best_state"]["model"])
-        return model.eval()
+        return load_frozen_compression_model(checkpoint_path, device, xps_root=xps_root, environment=environment)
 
     @staticmethod
-    def wrapped_model_from_checkpoint(cfg: omegaconf.DictConfig, checkpoint_path: Path | str,
-                                      device: torch.device | str = "cpu") -> tp.Any:
-        """`model_from_checkpoint`, wrapped as ``cfg`` asks (e.g. interleaved stereo)."""
+    def wrapped_model_from_checkpoint(
+        cfg: omegaconf.DictConfig,
+        checkpoint_path: Path | str,
+        device: torch.device | str = "cpu",
+        xps_root: Path | None = None,
+        environment: tp.Any = None,
+    ) -> tp.Any:
+        """`model_from_checkpoint`, wrapped as ``cfg`` asks (e.g. interleaved stereo) and checked against it.
+
+        ``cfg.sample_rate`` and ``cfg.channels`` must match the model: a ValueError names both values otherwise.
+
+        Args:
+            cfg: the solver config (wrapper settings, ``sample_rate``, ``channels``).
+            checkpoint_path: what to load (as in `model_from_checkpoint`).
+            device: device of the returned model.
+            xps_root: the Dora ``xps`` folder to resolve signatures.
+            environment: resolves ``//reference`` paths.
+
+        Returns:
+            The wrapped, frozen compression model.
+        """
         from audiocraft.models import builders as model_builders
-        model = CompressionSolver.model_from_checkpoint(checkpoint_path, device)
-        return model_builders.get_wrapped_compression_model(model, cfg)
+
+        model = CompressionSolver.model_from_checkpoint(checkpoint_path, device, xps_root, environment)
+        model = model_builders.get_wrapped_compression_model(model, cfg)
+        check_compression_model(model, cfg.get("sample_rate"), cfg.get("channels"), str(checkpoint_path))
+        return model
 
 
 def _summarize_codebook_metrics(metrics: dict[str, tp.Any]) -> dict[str, tp.Any]:
-    """Average the per-level quantizer metrics (``<prefix>_usage_q<k>``, ``<prefix>_perplexity_q<k>``) over the
-    levels used in this step into ``codebook_usage`` and ``codebook_perplexity``; other entries pass through."""
+    """Average the per-level quantizer metrics over the levels used in this step.
+
+    ``<prefix>_usage_q<k>`` and ``<prefix>_perplexity_q<k>`` become ``codebook_usage`` and ``codebook_perplexity``;
+    other entries pass through.
+    """
     out: dict[str, tp.Any] = {}
     grouped: dict[str, list[torch.Tensor]] = {}
     for key, value in metrics.items():
@@ -351,96 +383,3 @@ def _grad_norm(model: nn.Module) -> torch.Tensor:
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
-class ReconstructionMetrics:
-    """Reconstruction metrics of one batch `[B, C, T]`, built once from the config (picklable, for a process pool).
-
-    Calling it returns ``sisnr`` (negated SI-SNR in dB, as upstream; ``evaluate.metrics.sisnr``), the ``mel`` and
-    ``mrstft`` distances (``evaluate.metrics.base``), and ``visqol`` when ``evaluate.metrics.visqol`` is on.
-    """
-
-    def __init__(self, cfg: omegaconf.DictConfig, only_sisnr: bool = False):
-        self.sample_rate = int(cfg.sample_rate)
-        self.sisnr = losses.get_loss("sisnr", cfg) if only_sisnr or cfg.evaluate.metrics.get("sisnr", True) else None
-        self.spectral: dict[str, nn.Module] = {}
-        self.visqol: tp.Any = None
-        if only_sisnr:
-            return
-        if cfg.evaluate.metrics.get("base", True):
-            self.spectral = {"mel": losses.get_loss("mel", cfg), "mrstft": losses.get_loss("mrstft", cfg)}
-        if cfg.evaluate.metrics.get("visqol", False):
-            from audiocraft.metrics import ViSQOL
-            if not cfg.metrics.visqol.bin:
-                raise ValueError("evaluate.metrics.visqol=true needs metrics.visqol.bin (the ViSQOL install folder)")
-            self.visqol = ViSQOL(**omegaconf.OmegaConf.to_container(cfg.metrics.visqol, resolve=True))  # type: ignore
-
-    def __call__(self, y_pred: torch.Tensor, y: torch.Tensor) -> dict[str, tp.Any]:
-        metrics: dict[str, tp.Any] = {}
-        with torch.no_grad():
-            if self.sisnr is not None:
-                metrics["sisnr"] = self.sisnr(y_pred, y)
-            for name, loss in self.spectral.items():
-                metrics[name] = loss.to(y.device)(y_pred, y)
-        if self.visqol is not None:
-            metrics["visqol"] = self.visqol(y_pred, y, self.sample_rate)
-        return metrics
-
-
-def evaluate_audio_reconstruction(y_pred: torch.Tensor, y: torch.Tensor, cfg: omegaconf.DictConfig) -> dict:
-    """Upstream's entry point: `ReconstructionMetrics` of one batch."""
-    return ReconstructionMetrics(cfg)(y_pred, y)
-
-
-def evaluate_model(model: nn.Module, loader: tp.Iterable, cfg: omegaconf.DictConfig, device: str | torch.device,
-                   log_progress: tp.Callable[[str, tp.Any, int], tp.Any] | None = None,
-                   only_sisnr: bool = False) -> dict:
-    """Run `model` over `loader` and average the reconstruction and codebook metrics.
-
-    Metrics run in a process pool of ``evaluate.num_workers`` only when ViSQOL is on (an external binary);
-    otherwise in this process, which avoids spawning workers for cheap tensor metrics.
-    """
-    model.eval()
-    total = len(loader) if hasattr(loader, "__len__") else 0  # type: ignore[arg-type]
-    iterator = loader if log_progress is None else log_progress("inference", loader, total)
-    use_pool = bool(cfg.evaluate.metrics.get("visqol", False)) and not only_sisnr
-    num_workers = int(cfg.evaluate.get("num_workers") or 0) if use_pool else 0
-    compute = ReconstructionMetrics(cfg, only_sisnr=only_sisnr)
-    average = flashy.averager()
-    metrics: dict = {}
-    counts: list[torch.Tensor] = []
-    bandwidths: list[torch.Tensor] = []
-    pendings = []
-    n_batches = 0
-    with get_pool_executor(num_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for batch in iterator:
-            x = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device)
-            with torch.no_grad():
-                qres = model(x)
-            n_batches += 1
-            if only_sisnr:
-                metrics = average(compute(qres.x, x))
-                continue
-            bandwidths.append(qres.bandwidth.mean())
-            bins = getattr(model, "cardinality", None)
-            if bins is not None and qres.codes is not None:
-                codes = qres.codes.reshape(qres.codes.shape[0], qres.codes.shape[1], -1)
-                per_level = torch.stack([torch.bincount(codes[:, k].reshape(-1), minlength=bins)
-                                         for k in range(codes.shape[1])])
-                counts.append(per_level)
-            pendings.append(pool.submit(compute, qres.x.cpu(), x.cpu()))
-        for pending in pendings:
-            metrics = average(pending.result())
-    if only_sisnr:
-        return flashy.distrib.average_metrics(metrics, n_batches)
-    if bandwidths:
-        metrics["bandwidth"] = float(torch.stack(bandwidths).mean())
-    if counts:
-        hist = torch.stack(counts).sum(0).double()  # [K, bins]
-        probs = hist / hist.sum(-1, keepdim=True).clamp(min=1)
-        entropy_bits = -(probs * torch.log2(probs.clamp(min=1e-12))).sum(-1)  # [K]
-        frame_rate = float(getattr(model, "frame_rate", 0.0))
-        metrics["codebook_usage"] = float((hist > 0).double().mean())
-        metrics["entropy_kbps"] = float(entropy_bits.sum() * frame_rate / 1000)
-        metrics["bits_per_second"] = float(math.log2(hist.shape[-1]) * hist.shape[0] * frame_rate)
-    return flashy.distrib.average_metrics(metrics, max(n_batches, 1))

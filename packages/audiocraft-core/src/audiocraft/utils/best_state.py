@@ -40,9 +40,15 @@ class BestStateDictManager:
         self.states[name] = copy_state(source.state_dict(), self.device, self.dtype)
 
     def state_dict(self) -> dict[str, dict]:
+        """Return the best states by registered name."""
         return self.states
 
     def load_state_dict(self, state: dict[str, dict]) -> None:
+        """Replace the best states with saved ones (copied to this object's device).
+
+        Args:
+            state: a dict from `state_dict`.
+        """
         # Loaded states keep their stored dtype: a float32 best state read by an autocast solver is not rounded.
         for name, sub_state in state.items():
             self.states[name] = copy_state(sub_state, self.device)

@@ -2,29 +2,47 @@
 
 Part of audiocraft-core (training layer). A training checkpoint is a plain dict of containers, numbers,
 strings and tensors (the training config is stored as a YAML string under ``'xp.cfg'``), so it loads with
-``torch.load(..., weights_only=True)``. Files are written to a temporary file in the same folder, flushed
-to disk and moved in place with ``os.replace``: a reader never sees a half-written checkpoint, even if the
+``torch.load(..., weights_only=True)``. Files are written with audiocraft-models' one atomic writer
+(`audiocraft.models.export.atomic_torch_save`, re-exported here): a temporary file in the same folder, flushed
+to disk and moved in place with ``os.replace``, so a reader never sees a half-written checkpoint, even if the
 writer is killed mid-write.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
-import tempfile
 import typing as tp
 from enum import Enum
 from pathlib import Path
 
 import torch
 
+from audiocraft.models.export import atomic_torch_save
+
 if tp.TYPE_CHECKING:
     from ..environment import AudioCraftEnvironment
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "CheckpointSource",
+    "SIG_PREFIX",
+    "atomic_torch_save",
+    "check_sharded_checkpoint",
+    "checkpoint_name",
+    "epoch_checkpoints",
+    "flush_stale_checkpoints",
+    "is_sharded_checkpoint",
+    "load_checkpoint",
+    "resolve_checkpoint_path",
+    "save_checkpoint",
+]
+
 SIG_PREFIX = "//sig/"
+"""Prefix of a checkpoint path naming a Dora XP by signature (``//sig/<sig>``)."""
 _SIG_RE = re.compile(r"^[0-9a-f]{8}$")
 
 
@@ -50,6 +68,7 @@ def checkpoint_name(name: str | None = None, rank: int | None = None, use_fsdp: 
         name: suffix of the stem; None for the last checkpoint, an epoch number or ``'best'`` otherwise.
         rank: worker rank (read from the environment when None); only used for sharded (FSDP) checkpoints.
         use_fsdp: whether checkpoints are sharded across ranks.
+
     Returns:
         The file name.
     """
@@ -65,9 +84,13 @@ def is_sharded_checkpoint(path: Path) -> bool:
     return re.search(r"\.th\.\d+$", Path(path).name) is not None
 
 
-def resolve_checkpoint_path(sig_or_path: str | Path, name: str | None = None, use_fsdp: bool = False,
-                            xps_root: Path | None = None,
-                            environment: AudioCraftEnvironment | None = None) -> Path | None:
+def resolve_checkpoint_path(
+    sig_or_path: str | Path,
+    name: str | None = None,
+    use_fsdp: bool = False,
+    xps_root: Path | None = None,
+    environment: AudioCraftEnvironment | None = None,
+) -> Path | None:
     """Resolve a checkpoint from a Dora signature or a path.
 
     Accepted forms: ``//sig/<SIG>``, a bare signature ``<SIG>`` (8 hex digits) when no such file exists,
@@ -79,6 +102,7 @@ def resolve_checkpoint_path(sig_or_path: str | Path, name: str | None = None, us
         use_fsdp: whether to look for a per-rank shard.
         xps_root: the Dora ``xps`` folder (``<dora.dir>/xps``); needed to resolve signatures.
         environment: resolves ``//reference``; needed only for such paths.
+
     Returns:
         The checkpoint path if it exists, else None.
     """
@@ -86,7 +110,7 @@ def resolve_checkpoint_path(sig_or_path: str | Path, name: str | None = None, us
     path: Path
     sig = None
     if text.startswith(SIG_PREFIX):
-        sig = text[len(SIG_PREFIX):].strip("/")
+        sig = text[len(SIG_PREFIX) :].strip("/")
     elif _SIG_RE.match(text) and not Path(text).exists():
         sig = text
     if sig is not None:
@@ -112,35 +136,31 @@ def save_checkpoint(state: tp.Any, checkpoint_path: Path | str, is_sharded: bool
         checkpoint_path: destination file.
         is_sharded: kept for upstream compatibility; every rank writes its own file when sharded.
     """
-    atomic_torch_save(state, Path(checkpoint_path))
+    try:
+        atomic_torch_save(state, Path(checkpoint_path))
+    except Exception as exc:
+        if _disk_full(exc):  # torch reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on device while writing checkpoint {checkpoint_path}; the "
+                "previous checkpoint is kept intact. Free some space and run the same command again to "
+                "resume from it",
+                str(checkpoint_path),
+            ) from exc
+        raise
     logger.info("Checkpoint saved to %s", checkpoint_path)
 
 
-def atomic_torch_save(obj: tp.Any, path: Path) -> None:
-    """``torch.save`` that never leaves a partial file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600 files; use the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it was raised from is ENOSPC (no space left) or EDQUOT (quota)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def load_checkpoint(checkpoint_path: Path | str, is_sharded: bool = False) -> tp.Any:
@@ -160,7 +180,8 @@ def load_checkpoint(checkpoint_path: Path | str, is_sharded: bool = False) -> tp
             f"could not load checkpoint {checkpoint_path}: {exc.__class__.__name__}: {exc}. "
             "Training checkpoints must hold only containers, numbers, strings and tensors "
             "(weights_only=True); a checkpoint written by upstream AudioCraft holding OmegaConf objects "
-            "must be converted first (see docs/TRAINING.md).") from exc
+            "must be converted first (see docs/TRAINING.md)."
+        ) from exc
     logger.info("Checkpoint loaded from %s", checkpoint_path)
     return state
 
@@ -184,6 +205,7 @@ def flush_stale_checkpoints(checkpoint_path: Path, keep_last: int | None = None)
     Args:
         checkpoint_path: the last checkpoint (its folder is scanned).
         keep_last: how many epoch checkpoints to keep; None or <= 0 keeps them all.
+
     Returns:
         The removed files.
     """
@@ -192,7 +214,7 @@ def flush_stale_checkpoints(checkpoint_path: Path, keep_last: int | None = None)
     rank = _rank()
     suffix = f".{rank}" if rank > 0 else ""
     files = [path for _, path in epoch_checkpoints(Path(checkpoint_path).parent, suffix)]
-    to_flush = files[:max(0, len(files) - keep_last)]
+    to_flush = files[: max(0, len(files) - keep_last)]
     for path in to_flush:
         logger.info("Removing stale checkpoint %s (keep_last=%d)", path, keep_last)
         path.unlink(missing_ok=True)

@@ -1,5 +1,6 @@
-"""Deadlock detection: a watchdog thread that dumps every thread's stack and kills the process when the
-training loop stops making progress for ``timeout`` seconds.
+"""Deadlock detection: a watchdog thread that kills a training loop that stopped making progress.
+
+It dumps every thread's stack and kills the process when no progress is reported for ``timeout`` seconds.
 
 Part of audiocraft-core (training layer). Enabled with ``deadlock.use=true``; the solver calls
 ``update(stage)`` at each step of its loop.
@@ -29,8 +30,7 @@ class DeadlockDetect:
         on_timeout: callable replacing the default action (stack dump + SIGKILL), used in tests.
     """
 
-    def __init__(self, use: bool = False, timeout: float = 120.0,
-                 on_timeout: tp.Callable[[], None] | None = None):
+    def __init__(self, use: bool = False, timeout: float = 120.0, on_timeout: tp.Callable[[], None] | None = None):
         self.use = use
         self.timeout = timeout
         self.on_timeout = on_timeout
@@ -38,6 +38,11 @@ class DeadlockDetect:
         self._thread: threading.Thread | None = None
 
     def update(self, stage: str) -> None:
+        """Report progress, which restarts the timeout.
+
+        Args:
+            stage: name of the step reached (logged if the watchdog fires).
+        """
         if self.use:
             self._queue.put(stage)
 

@@ -25,22 +25,30 @@ class Profiler:
         **kwargs: schedule overrides (``wait``, ``warmup``, ``active``, ``repeat``).
     """
 
-    def __init__(self, module: torch.nn.Module, enabled: bool = False, folder: Path | str | None = None,
-                 **kwargs: tp.Any):
+    def __init__(
+        self, module: torch.nn.Module, enabled: bool = False, folder: Path | str | None = None, **kwargs: tp.Any
+    ):
         self.profiler: tp.Any = None
         if not enabled:
             return
         from torch import profiler
-        schedule = profiler.schedule(wait=kwargs.get("wait", 1), warmup=kwargs.get("warmup", 1),
-                                     active=kwargs.get("active", 3), repeat=kwargs.get("repeat", 1))
+
+        schedule = profiler.schedule(
+            wait=kwargs.get("wait", 1),
+            warmup=kwargs.get("warmup", 1),
+            active=kwargs.get("active", 3),
+            repeat=kwargs.get("repeat", 1),
+        )
         handler = None
         if folder is not None:
             handler = profiler.tensorboard_trace_handler(str(Path(folder) / "profiler_trace"), worker_name="worker")
-        self.profiler = profiler.profile(schedule=schedule, on_trace_ready=handler,
-                                         activities=[profiler.ProfilerActivity.CPU], record_shapes=False)
+        self.profiler = profiler.profile(
+            schedule=schedule, on_trace_ready=handler, activities=[profiler.ProfilerActivity.CPU], record_shapes=False
+        )
         self._name = module.__class__.__name__
 
     def step(self) -> None:
+        """Advance the profiler's schedule by one training step (no-op when profiling is off)."""
         if self.profiler is not None:
             self.profiler.step()
 

@@ -19,8 +19,13 @@ def get_rng_state() -> dict[str, tp.Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
     state: dict[str, tp.Any] = {
         "python": random.getstate(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -33,8 +38,15 @@ def set_rng_state(state: dict[str, tp.Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np_state = state["numpy"]
-    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            np_state["kind"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -44,8 +56,14 @@ class RNGState:
     """Stateful wrapper so that the solver can register the global RNGs like any other source."""
 
     def state_dict(self) -> dict[str, tp.Any]:
+        """Capture the Python, NumPy, torch (and CUDA) global RNG states (see `get_rng_state`)."""
         return get_rng_state()
 
     def load_state_dict(self, state: dict[str, tp.Any]) -> None:
+        """Restore the global RNG states; an empty ``state`` (no saved RNG) leaves them as they are.
+
+        Args:
+            state: a dict from `state_dict`.
+        """
         if state:
             set_rng_state(state)

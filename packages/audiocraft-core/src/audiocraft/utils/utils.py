@@ -1,5 +1,7 @@
-"""Small helpers shared by the training engine: config conversion, state copies, model hashing, data loaders
-with epoch-seeded sampling, rank-dependent RNG and a pool executor.
+"""Small helpers shared by the training engine.
+
+Config conversion, state copies, model hashing, data loaders with epoch-seeded sampling, rank-dependent RNG and a
+pool executor.
 
 Part of audiocraft-core (training layer). Loaders built here are deterministic functions of the seed and of
 the epoch set with `set_loader_epoch`, which is what makes resumed runs reproduce uninterrupted ones.
@@ -8,6 +10,7 @@ the epoch set with `set_loader_epoch`, which is what makes resumed runs reproduc
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import typing as tp
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -15,19 +18,42 @@ from contextlib import contextmanager
 from functools import wraps
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+# Upstream's audiocraft.utils.utils also held helpers of the conditioners and the language model. They are owned
+# by the package that uses them (public modules there, as audiocraft-core sits above both) and re-exported here
+# so that upstream import paths keep working; tests/utils/test_utils_misc.py checks that they stay importable.
+from audiocraft.conditioners.utils import collate, hash_trick, length_to_mask
+
+# One implementation of the config-section conversion for every package (None gives {}); upstream path kept.
+from audiocraft.models.builders import dict_from_config
+from audiocraft.models.sampling import multinomial, sample_top_k, sample_top_p
+
+__all__ = [
+    "DummyPoolExecutor",
+    "EpochSampler",
+    "collate",
+    "config_diff",
+    "copy_state",
+    "dict_from_config",
+    "flatten_dict",
+    "get_dataset_from_loader",
+    "get_loader",
+    "get_pool_executor",
+    "hash_trick",
+    "is_jsonable",
+    "length_to_mask",
+    "model_hash",
+    "multinomial",
+    "sample_top_k",
+    "sample_top_p",
+    "set_loader_epoch",
+    "swap_state",
+    "warn_once",
+    "with_rank_rng",
+]
+
 logger = logging.getLogger(__name__)
-
-
-def dict_from_config(cfg: DictConfig | dict) -> dict:
-    """Convert an OmegaConf section to a plain, resolved ``dict`` (nested containers become dict/list)."""
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        out = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(out, dict)
-        return out
-    return dict(cfg)
 
 
 def flatten_dict(tree: tp.Any, prefix: str = "") -> dict[str, tp.Any]:
@@ -95,17 +121,21 @@ def swap_state(model: torch.nn.Module, state: dict, **kwargs: tp.Any) -> tp.Iter
 
 def with_rank_rng(base_seed: int = 1234) -> tp.Callable:
     """Decorator running a function under an RNG seeded by ``base_seed + rank``, restoring the RNG after."""
+
     def _decorator(fun: tp.Callable) -> tp.Callable:
         @wraps(fun)
         def _decorated(*args: tp.Any, **kwargs: tp.Any) -> tp.Any:
             import flashy
+
             state = torch.get_rng_state()
             torch.manual_seed(base_seed + flashy.distrib.rank())
             try:
                 return fun(*args, **kwargs)
             finally:
                 torch.set_rng_state(state)
+
         return _decorated
+
     return _decorator
 
 
@@ -113,7 +143,8 @@ class EpochSampler(Sampler[int]):
     """Sampler whose order depends only on ``(seed, epoch)``, split across ``world_size`` workers.
 
     Without shuffling, indices are taken in order. Each worker gets ``rank::world_size``; the last
-    incomplete round is dropped so that every worker sees the same number of items.
+    incomplete round is dropped so that every worker sees the same number of items. `skip_next` makes the next
+    iteration start further in (resuming mid-epoch without loading the skipped items).
     """
 
     def __init__(self, length: int, shuffle: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
@@ -123,9 +154,20 @@ class EpochSampler(Sampler[int]):
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that seeds the next order (and cancel a pending `skip_next`).
+
+        Args:
+            epoch: the epoch about to be iterated.
+        """
         self.epoch = epoch
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` indices of this worker's share in the next iteration only."""
+        self._skip = count
 
     def __len__(self) -> int:
         return self.length // self.world_size
@@ -137,11 +179,20 @@ class EpochSampler(Sampler[int]):
         else:
             order = list(range(self.length))
         usable = len(self) * self.world_size
-        return iter(order[self.rank:usable:self.world_size])
+        skip, self._skip = self._skip, 0
+        return iter(order[self.rank : usable : self.world_size][skip:])
 
 
-def get_loader(dataset: Dataset, num_samples: int | None, batch_size: int, num_workers: int, seed: int,
-               shuffle: bool = False, collate_fn: tp.Callable | None = None, **kwargs: tp.Any) -> DataLoader:
+def get_loader(
+    dataset: Dataset,
+    num_samples: int | None,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    shuffle: bool = False,
+    collate_fn: tp.Callable | None = None,
+    **kwargs: tp.Any,
+) -> DataLoader:
     """Build a deterministic, distributed-aware DataLoader.
 
     Args:
@@ -152,14 +203,56 @@ def get_loader(dataset: Dataset, num_samples: int | None, batch_size: int, num_w
         seed: base seed of the sampling order.
         shuffle: shuffle the index order, seeded by ``(seed, epoch)``.
         collate_fn: optional collate function.
+        **kwargs: further `torch.utils.data.DataLoader` arguments (e.g. ``pin_memory``).
+
     Returns:
         The DataLoader; its sampler is an `EpochSampler`.
     """
     import flashy
-    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed,  # type: ignore[arg-type]
-                           rank=flashy.distrib.rank(), world_size=flashy.distrib.world_size())
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_fn, drop_last=False, **kwargs)
+
+    sampler = EpochSampler(
+        len(dataset),  # type: ignore[arg-type]
+        shuffle=shuffle,
+        seed=seed,
+        rank=flashy.distrib.rank(),
+        world_size=flashy.distrib.world_size(),
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        drop_last=False,
+        **kwargs,
+    )
+
+
+def get_dataset_from_loader(loader: DataLoader) -> Dataset:
+    """The dataset behind ``loader`` (unwrapping a ``torch.utils.data.Subset``), as upstream's helper."""
+    dataset = loader.dataset
+    return dataset.dataset if isinstance(dataset, torch.utils.data.Subset) else dataset
+
+
+def is_jsonable(value: tp.Any) -> bool:
+    """Whether ``value`` can be written with ``json.dumps`` (e.g. a sample's metadata field)."""
+    try:
+        json.dumps(value)
+    except (TypeError, OverflowError, ValueError):
+        return False
+    return True
+
+
+def warn_once(log: logging.Logger, message: str) -> None:
+    """Log ``message`` as a warning on ``log`` the first time it is given for that logger only.
+
+    Upstream keeps the seen messages in a process-wide ``lru_cache``; here they are kept on the logger object
+    (loggers are process-wide already), so no module-level state is added.
+    """
+    seen: set[str] = log.__dict__.setdefault("_audiocraft_warned_once", set())
+    if message not in seen:
+        seen.add(message)
+        log.warning(message)
 
 
 def set_loader_epoch(loader: tp.Any, epoch: int) -> None:
@@ -182,6 +275,16 @@ class DummyPoolExecutor:
         pass
 
     def submit(self, func: tp.Callable, *args: tp.Any, **kwargs: tp.Any) -> Future:
+        """Call ``func(*args, **kwargs)`` now.
+
+        Args:
+            func: the callable.
+            *args: its positional arguments.
+            **kwargs: its keyword arguments.
+
+        Returns:
+            A completed future holding the result, or the exception raised.
+        """
         future: Future = Future()
         try:
             future.set_result(func(*args, **kwargs))

@@ -11,6 +11,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from ._frames import frame_span, seconds_to_frames
+
 _SCALE = {"s16": 2.0**15, "s32": 2.0**31, "u8": 128.0}
 
 
@@ -35,8 +37,12 @@ def _frame_to_array(frame: Any, channels: int) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def av_info(src: str | IO[bytes]) -> tuple[int, int, int]:
-    """Return (sample_rate, frames, channels) of the first audio stream."""
+def av_info(src: str | IO[bytes]) -> tuple[int, int, int, float]:
+    """Return (sample_rate, frames, channels, duration in seconds) of the first audio stream.
+
+    The duration is the stream's (as upstream's ``_av_info`` reports it), the frame count its truncation
+    ``int(duration * sample_rate)``.
+    """
     av = _import_av()
     with av.open(src) as container:
         if not container.streams.audio:
@@ -50,8 +56,8 @@ def av_info(src: str | IO[bytes]) -> tuple[int, int, int]:
             seconds = container.duration / 1_000_000
         else:  # no duration in the headers: decode to count
             frames = sum(frame.samples for frame in container.decode(stream))
-            return sample_rate, frames, channels
-        return sample_rate, int(round(seconds * sample_rate)), channels
+            return sample_rate, frames, channels, frames / sample_rate
+        return sample_rate, seconds_to_frames(seconds, sample_rate), channels, seconds
 
 
 def av_read(src: str | IO[bytes], seek_time: float = 0.0, duration: float = -1.0) -> tuple[torch.Tensor, int]:
@@ -63,17 +69,17 @@ def av_read(src: str | IO[bytes], seek_time: float = 0.0, duration: float = -1.0
         stream = container.streams.audio[0]
         sample_rate = stream.codec_context.sample_rate
         channels = stream.codec_context.channels
-        start = int(round(seek_time * sample_rate))
-        wanted = int(round(duration * sample_rate)) if duration > 0 else -1
+        start, wanted = frame_span(seek_time, duration, sample_rate)
         if start > 0:
-            container.seek(int(max(0.0, seek_time - 0.1) / stream.time_base), stream=stream, any_frame=False,
-                           backward=True)
+            container.seek(
+                int(max(0.0, seek_time - 0.1) / stream.time_base), stream=stream, any_frame=False, backward=True
+            )
         chunks: list[np.ndarray] = []
         collected = 0
         position = None
         for frame in container.decode(stream):
             if frame.pts is not None:
-                position = int(round(float(frame.pts * frame.time_base) * sample_rate))
+                position = int(sample_rate * frame.pts * frame.time_base)  # exact (Fraction), truncated
             elif position is None:
                 position = 0
             arr = _frame_to_array(frame, channels)
@@ -81,7 +87,7 @@ def av_read(src: str | IO[bytes], seek_time: float = 0.0, duration: float = -1.0
             if frame_start + arr.shape[1] <= start:
                 continue
             if frame_start < start:
-                arr = arr[:, start - frame_start:]
+                arr = arr[:, start - frame_start :]
             chunks.append(arr)
             collected += arr.shape[1]
             if 0 <= wanted <= collected:

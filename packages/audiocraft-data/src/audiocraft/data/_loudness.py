@@ -65,6 +65,7 @@ def k_weighting(wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
     Args:
         wav (torch.Tensor): audio of shape [..., T].
         sample_rate (int): sample rate of ``wav``.
+
     Returns:
         torch.Tensor: filtered audio of shape [..., T].
     """
@@ -81,8 +82,10 @@ def integrated_loudness(wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
     Args:
         wav (torch.Tensor): audio of shape [..., C, T] with C <= 5 (L, R, C, Ls, Rs) and at least 400 ms long.
         sample_rate (int): sample rate of ``wav``.
+
     Returns:
         torch.Tensor: loudness of shape [...] (``-inf`` or ``nan`` for digital silence).
+
     Raises:
         ValueError: if there are more than 5 channels or the audio is shorter than one 400 ms block.
     """

@@ -40,20 +40,77 @@ class Genre:
 
 
 GENRES = [
-    Genre("electronic", (118, 132), "four_on_floor", ("saw", "square"), "pad", ("upbeat", "energetic", "euphoric"),
-          ("synth", "dance", "club", "four on the floor")),
-    Genre("ambient", (60, 80), "none", ("flute", "epiano"), "pad", ("calm", "dreamy", "peaceful"),
-          ("atmospheric", "pads", "slow", "relaxing"), density=0.3),
-    Genre("rock", (100, 140), "backbeat", ("pluck", "brass"), "organ", ("energetic", "rebellious", "driving"),
-          ("guitar", "band", "drums", "riff")),
-    Genre("jazz", (90, 140), "swing", ("epiano", "brass"), "epiano", ("relaxed", "sophisticated", "smooth"),
-          ("swing", "seventh chords", "ride cymbal"), density=0.55, swing=1 / 3, sevenths=True),
-    Genre("hip hop", (80, 95), "boom_bap", ("epiano", "flute"), "epiano", ("chill", "laid-back", "groovy"),
-          ("beat", "boom bap", "sample"), density=0.45),
-    Genre("folk", (90, 120), "light", ("pluck", "flute"), "pluck", ("warm", "nostalgic", "gentle"),
-          ("acoustic", "guitar", "campfire"), density=0.5),
-    Genre("chiptune", (130, 160), "fast", ("square",), "square", ("playful", "energetic", "cheerful"),
-          ("8-bit", "video game", "retro"), density=0.75, modes=("major",)),
+    Genre(
+        "electronic",
+        (118, 132),
+        "four_on_floor",
+        ("saw", "square"),
+        "pad",
+        ("upbeat", "energetic", "euphoric"),
+        ("synth", "dance", "club", "four on the floor"),
+    ),
+    Genre(
+        "ambient",
+        (60, 80),
+        "none",
+        ("flute", "epiano"),
+        "pad",
+        ("calm", "dreamy", "peaceful"),
+        ("atmospheric", "pads", "slow", "relaxing"),
+        density=0.3,
+    ),
+    Genre(
+        "rock",
+        (100, 140),
+        "backbeat",
+        ("pluck", "brass"),
+        "organ",
+        ("energetic", "rebellious", "driving"),
+        ("guitar", "band", "drums", "riff"),
+    ),
+    Genre(
+        "jazz",
+        (90, 140),
+        "swing",
+        ("epiano", "brass"),
+        "epiano",
+        ("relaxed", "sophisticated", "smooth"),
+        ("swing", "seventh chords", "ride cymbal"),
+        density=0.55,
+        swing=1 / 3,
+        sevenths=True,
+    ),
+    Genre(
+        "hip hop",
+        (80, 95),
+        "boom_bap",
+        ("epiano", "flute"),
+        "epiano",
+        ("chill", "laid-back", "groovy"),
+        ("beat", "boom bap", "sample"),
+        density=0.45,
+    ),
+    Genre(
+        "folk",
+        (90, 120),
+        "light",
+        ("pluck", "flute"),
+        "pluck",
+        ("warm", "nostalgic", "gentle"),
+        ("acoustic", "guitar", "campfire"),
+        density=0.5,
+    ),
+    Genre(
+        "chiptune",
+        (130, 160),
+        "fast",
+        ("square",),
+        "square",
+        ("playful", "energetic", "cheerful"),
+        ("8-bit", "video game", "retro"),
+        density=0.75,
+        modes=("major",),
+    ),
 ]
 
 INSTRUMENT_NAMES = {
@@ -96,7 +153,7 @@ def _additive(freq: float, n: int, sr: int, odd_only: bool, brightness: float = 
     if brightness != 1.0:
         gains = gains * np.exp(-(k - 1) / (brightness * 6 + 0.5))
     spectrum = np.zeros(_TABLE // 2 + 1, dtype=np.complex128)
-    spectrum[1:k_max + 1] = -0.5j * gains * _TABLE  # sum_k g_k sin(2 pi k x)
+    spectrum[1 : k_max + 1] = -0.5j * gains * _TABLE  # sum_k g_k sin(2 pi k x)
     table = np.fft.irfft(spectrum, _TABLE)
     table = np.append(table, table[0])
     index = np.arange(n, dtype=np.float64)
@@ -114,9 +171,9 @@ def _pluck(freq: float, n: int, sr: int, rng: np.random.Generator) -> np.ndarray
     buf = np.empty(blocks * period)
     buf[:period] = rng.uniform(-1, 1, period)
     for b in range(1, blocks):
-        prev = buf[(b - 1) * period:b * period]
+        prev = buf[(b - 1) * period : b * period]
         shifted = np.concatenate([prev[1:], prev[-1:]])
-        buf[b * period:(b + 1) * period] = 0.996 * 0.5 * (prev + shifted)
+        buf[b * period : (b + 1) * period] = 0.996 * 0.5 * (prev + shifted)
     return buf[:n]
 
 
@@ -161,7 +218,8 @@ def _drum_kit(sr: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     ts = t(0.22)
     noise = rng.standard_normal(len(ts))
     snare = 0.6 * np.diff(noise, prepend=0) / 2 * np.exp(-ts / 0.06) + 0.5 * np.sin(2 * math.pi * 185 * ts) * np.exp(
-        -ts / 0.04)
+        -ts / 0.04
+    )
     th = t(0.06)
     hat = np.diff(np.diff(rng.standard_normal(len(th)), prepend=0), prepend=0) / 4 * np.exp(-th / 0.015)
     tr = t(0.5)
@@ -254,14 +312,18 @@ def render_song(song: Song, seconds: float, sr: int, rng: np.random.Generator) -
         degree = song.progression[b % len(song.progression)]
         chord = [degree, degree + 2, degree + 4] + ([degree + 6] if song.genre.sevenths else [])
         chord_len = at(bar if chord_instrument in ("pad", "organ") else 2 * beat)
-        for half in ((0,) if chord_instrument in ("pad", "organ") else (0, 2)):
+        for half in (0,) if chord_instrument in ("pad", "organ") else (0, 2):
             for d in chord:
-                _place(chord_buf, at(t0 + half * beat), render(chord_instrument, midi_hz(degree_pitch(d, base)),
-                                                               chord_len, sr, rng), 0.22 / len(chord) * 3)
+                _place(
+                    chord_buf,
+                    at(t0 + half * beat),
+                    render(chord_instrument, midi_hz(degree_pitch(d, base)), chord_len, sr, rng),
+                    0.22 / len(chord) * 3,
+                )
         for q in range(4):  # bass on every beat (root, with a fifth on beat 3)
             bass_note = degree_pitch(degree + (4 if q == 2 else 0), base - 12)
             t = np.arange(at(beat * 0.9)) / sr
-            tone = (np.sin(2 * math.pi * midi_hz(bass_note) * t) + 0.3 * np.sin(4 * math.pi * midi_hz(bass_note) * t))
+            tone = np.sin(2 * math.pi * midi_hz(bass_note) * t) + 0.3 * np.sin(4 * math.pi * midi_hz(bass_note) * t)
             _place(bass_buf, at(t0 + q * beat), tone * _envelope(len(t), sr, 0.005, 0.05), 0.45)
         for eighth in range(8):  # melody
             if rng.random() >= song.genre.density and eighth != 0:
@@ -274,8 +336,12 @@ def render_song(song: Song, seconds: float, sr: int, rng: np.random.Generator) -
                 melody_degree = min(max(melody_degree, 5), 16)
             length = beat / 2 * int(rng.choice([1, 1, 2, 3]))
             start = t0 + swung(2 * eighth)
-            _place(lead_buf, at(start), render(song.lead, midi_hz(degree_pitch(melody_degree, base)), at(length), sr,
-                                               rng), 0.35)
+            _place(
+                lead_buf,
+                at(start),
+                render(song.lead, midi_hz(degree_pitch(melody_degree, base)), at(length), sr, rng),
+                0.35,
+            )
         for drum, steps in pattern.items():
             for s in steps:
                 _place(drum_buf, at(t0 + swung(s)), kit[drum], _DRUM_GAIN[drum] * (0.85 + 0.15 * rng.random()))

@@ -20,6 +20,8 @@ import soundfile
 import torch
 
 from ._av import av_info, av_read
+from ._frames import frame_span, seconds_to_frames
+from .atomic import atomic_write
 from .audio_utils import i16_pcm, normalize_audio
 from .zip import PathInZip, ZipArchiveCache, is_zip_path, open_file_in_zip
 
@@ -29,6 +31,7 @@ __all__ = ["AudioFileInfo", "AudioFileError", "audio_info", "audio_read", "audio
 
 # Extensions read through libsndfile (seekable, no PyAV needed).
 SOUNDFILE_EXTS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf", ".rf64"})
+"""Extensions read through libsndfile (seekable, no PyAV needed)."""
 # libsndfile's MPEG decoder is exact only when seeks and reads are aligned on 1152 samples (an MPEG-1
 # layer III frame; MPEG-2/2.5 frames of 576 samples and layer I/II frames divide it).
 _MP3_BLOCK = 1152
@@ -90,14 +93,74 @@ def _fail(path: PathLike, exc: BaseException, use_sf: bool) -> Exception:
     return AudioFileError(f"cannot read audio file {path}: {exc}{hint}")
 
 
+# A RIFF/WAVE data chunk whose size is unknown (written by a streaming recorder): not a truncation.
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def _wav_truncation(src: str | IO[bytes]) -> str | None:
+    """Why a RIFF/WAVE file is truncated (its ``data`` chunk announces more bytes than the file holds), else None.
+
+    libsndfile silently shortens such a file to the frames present (so a WAV whose header says 30 s but
+    that holds 4 ms reads as a 4 ms file); FLAC and MP3 truncation is detected while decoding instead.
+    Only the chunk headers are read.
+    """
+    if isinstance(src, str):
+        with open(src, "rb") as fp:
+            return _wav_truncation(fp)
+    start = src.tell()
+    try:
+        size = getattr(src, "_orig_file_size", None)  # zip member: its size without decompressing it all
+        if size is None:
+            src.seek(0, os.SEEK_END)
+            size = src.tell()
+        src.seek(0)
+        if src.read(12)[8:12] != b"WAVE":
+            return None  # RF64 / W64 / not RIFF: sizes are elsewhere, let libsndfile judge
+        pos = 12
+        fmt = b""
+        while pos + 8 <= size:
+            header = src.read(8)
+            chunk, length = header[:4], int.from_bytes(header[4:8], "little")
+            if chunk == b"fmt ":
+                fmt = src.read(min(length, 16))
+                src.seek(pos + 8 + length)
+            elif chunk == b"data":
+                available = size - pos - 8
+                if length in _WAV_UNKNOWN_SIZES or length <= available:
+                    return None
+                block = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                rate = int.from_bytes(fmt[4:8], "little") if len(fmt) >= 8 else 0
+                if block and rate:
+                    return (
+                        f"truncated: the WAV header announces {length // block / rate:.3f} s of audio but the "
+                        f"file holds only {available // block / rate:.3f} s"
+                    )
+                return f"truncated: the WAV header announces {length} bytes of audio but the file holds {available}"
+            else:
+                src.seek(pos + 8 + length + (length & 1))
+            pos = src.tell()
+        return None
+    finally:
+        src.seek(start)
+
+
+def _check_complete(filepath: PathLike, src: str | IO[bytes]) -> None:
+    if _suffix(filepath) == ".wav":
+        reason = _wav_truncation(src)
+        if reason is not None:
+            raise AudioFileError(f"cannot read audio file {filepath}: {reason} (re-copy or re-export the file)")
+
+
 def audio_info(filepath: PathLike, zip_cache: ZipArchiveCache | None = None) -> AudioFileInfo:
     """Read the sample rate, duration and channel count of an audio file without decoding it.
 
     Args:
         filepath (str, Path or PathInZip): audio file, possibly ``archive.zip:member``.
         zip_cache (ZipArchiveCache, optional): cache of open archives for zip members.
+
     Returns:
         AudioFileInfo: the file's properties.
+
     Raises:
         FileNotFoundError: if the file (or archive, or member) does not exist.
         AudioFileError: if the file cannot be decoded.
@@ -106,11 +169,14 @@ def audio_info(filepath: PathLike, zip_cache: ZipArchiveCache | None = None) -> 
     with _opened(filepath, zip_cache) as src:
         try:
             if use_sf:
+                _check_complete(filepath, src)
                 with soundfile.SoundFile(src) as sf:
                     return AudioFileInfo(sf.samplerate, sf.frames / sf.samplerate, sf.channels, sf.frames)
-            sample_rate, frames, channels = av_info(src)
-            return AudioFileInfo(sample_rate, frames / sample_rate, channels, frames)
+            sample_rate, frames, channels, seconds = av_info(src)
+            return AudioFileInfo(sample_rate, seconds, channels, frames)
         except (RuntimeError, ValueError, OSError, EOFError) as exc:
+            if isinstance(exc, AudioFileError) and str(filepath) in str(exc):
+                raise
             error = _fail(filepath, exc, use_sf)
             raise error from (None if isinstance(error, FileNotFoundError) else exc)
 
@@ -124,6 +190,7 @@ def _read_frames(sf: soundfile.SoundFile, count: int) -> np.ndarray:
     out = np.empty((count, sf.channels), dtype=np.float32)
     try:
         from soundfile import _ffi, _snd  # stable private API of soundfile >= 0.10
+
         read = _snd.sf_readf_float
         handle = sf._file
     except (ImportError, AttributeError):  # pragma: no cover - other soundfile versions
@@ -136,8 +203,7 @@ def _sf_read(src: str | IO[bytes], seek_time: float, duration: float, is_mp3: bo
     """Read ``duration`` s (all if <= 0) from ``seek_time`` with one open -> ([T, C] float32 array, sample rate)."""
     with soundfile.SoundFile(src) as sf:
         sample_rate, total = sf.samplerate, sf.frames
-        start = int(round(seek_time * sample_rate))
-        frames = int(round(duration * sample_rate)) if duration > 0 else -1
+        start, frames = frame_span(seek_time, duration, sample_rate)
         remaining = max(0, total - start)
         count = remaining if frames < 0 else min(frames, remaining)
         if count == 0:
@@ -148,30 +214,39 @@ def _sf_read(src: str | IO[bytes], seek_time: float, duration: float, is_mp3: bo
             to_read = -(-(skip + count) // _MP3_BLOCK) * _MP3_BLOCK
             if aligned:
                 sf.seek(aligned)
-            data = _read_frames(sf, to_read)[skip:skip + count]
+            data = _read_frames(sf, to_read)[skip : skip + count]
         else:
             if start:
                 sf.seek(start)
             data = _read_frames(sf, count)
         if data.shape[0] < count:
-            raise AudioFileError(f"truncated: header announces {total} frames but reading {count} frames from "
-                                 f"frame {start} returned only {data.shape[0]}")
+            raise AudioFileError(
+                f"truncated: header announces {total} frames but reading {count} frames from "
+                f"frame {start} returned only {data.shape[0]}"
+            )
         return data, sample_rate
 
 
-def audio_read(filepath: PathLike, seek_time: float = 0.0, duration: float = -1.0, pad: bool = False,
-               zip_cache: ZipArchiveCache | None = None) -> tuple[torch.Tensor, int]:
+def audio_read(
+    filepath: PathLike,
+    seek_time: float = 0.0,
+    duration: float = -1.0,
+    pad: bool = False,
+    zip_cache: ZipArchiveCache | None = None,
+) -> tuple[torch.Tensor, int]:
     """Read a segment of an audio file, decoding only that segment.
 
     Args:
         filepath (str, Path or PathInZip): audio file, possibly ``archive.zip:member``.
         seek_time (float): start of the segment in seconds.
         duration (float): length of the segment in seconds; ``-1`` (or any value <= 0) reads to the end.
-        pad (bool): zero-pad the end so that the result has exactly ``round(duration * sample_rate)``
+        pad (bool): zero-pad the end so that the result has exactly ``int(duration * sample_rate)``
             samples when the file ends before the segment does (only with ``duration > 0``).
         zip_cache (ZipArchiveCache, optional): cache of open archives for zip members.
+
     Returns:
         tuple[torch.Tensor, int]: float32 audio of shape [C, T] in [-1, 1], and its sample rate.
+
     Raises:
         FileNotFoundError: if the file (or archive, or member) does not exist.
         AudioFileError: if the file is corrupt, truncated or in an unsupported format.
@@ -183,6 +258,10 @@ def audio_read(filepath: PathLike, seek_time: float = 0.0, duration: float = -1.
         try:
             if use_sf:
                 data, sample_rate = _sf_read(src, seek_time, duration, _suffix(filepath) == ".mp3")
+                if duration <= 0 or data.shape[0] < frame_span(seek_time, duration, sample_rate)[1]:
+                    # whole-file or short read: a truncated WAV would pass for a shorter file (a read that gets
+                    # every frame it asked for is right whatever the header says; checking it costs a 2nd open)
+                    _check_complete(filepath, src)
                 wav = torch.from_numpy(np.ascontiguousarray(data.T))
             else:
                 wav, sample_rate = av_read(src, seek_time, duration)
@@ -192,7 +271,7 @@ def audio_read(filepath: PathLike, seek_time: float = 0.0, duration: float = -1.
             error = _fail(filepath, exc, use_sf)
             raise error from (None if isinstance(error, FileNotFoundError) else exc)
     if pad and duration > 0:
-        target = int(round(duration * sample_rate))
+        target = seconds_to_frames(duration, sample_rate)
         if wav.shape[-1] < target:
             wav = torch.nn.functional.pad(wav, (0, target - wav.shape[-1]))
     return wav, sample_rate
@@ -206,12 +285,24 @@ _WRITE_FORMATS: dict[str, dict[str, Any]] = {
 }
 
 
-def audio_write(stem_name: str | os.PathLike[str], wav: torch.Tensor, sample_rate: int, format: str = "wav",
-                mp3_rate: int = 320, ogg_rate: int | None = None, normalize: bool = True, strategy: str = "peak",
-                peak_clip_headroom_db: float = 1, rms_headroom_db: float = 18, loudness_headroom_db: float = 14,
-                loudness_compressor: bool = False, log_clipping: bool = True, make_parent_dir: bool = True,
-                add_suffix: bool = True) -> Path:
-    """Normalise and write audio; the file appears atomically (temporary file, then rename).
+def audio_write(
+    stem_name: str | os.PathLike[str],
+    wav: torch.Tensor,
+    sample_rate: int,
+    format: str = "wav",
+    mp3_rate: int = 320,
+    ogg_rate: int | None = None,
+    normalize: bool = True,
+    strategy: str = "peak",
+    peak_clip_headroom_db: float = 1,
+    rms_headroom_db: float = 18,
+    loudness_headroom_db: float = 14,
+    loudness_compressor: bool = False,
+    log_clipping: bool = True,
+    make_parent_dir: bool = True,
+    add_suffix: bool = True,
+) -> Path:
+    """Normalise and write audio; the file appears atomically (:func:`audiocraft.data.atomic.atomic_write`).
 
     Args:
         stem_name (str or Path): output path without extension (unless ``add_suffix`` is False).
@@ -229,8 +320,10 @@ def audio_write(stem_name: str | os.PathLike[str], wav: torch.Tensor, sample_rat
         log_clipping (bool): log a warning whenever samples are clipped.
         make_parent_dir (bool): create the parent directory if missing.
         add_suffix (bool): append the format's extension to ``stem_name``.
+
     Returns:
         Path: the path written.
+
     Raises:
         ValueError: for a non-float or non-finite ``wav``, a bad shape or an unknown format.
     """
@@ -244,13 +337,22 @@ def audio_write(stem_name: str | os.PathLike[str], wav: torch.Tensor, sample_rat
         raise ValueError(f"audio_write({stem_name}): wav must be [C, T] or [T], got shape {tuple(wav.shape)}")
     if not wav.isfinite().all():
         raise ValueError(f"audio_write({stem_name}): wav contains NaN or infinite values")
-    wav = normalize_audio(wav.detach().cpu().float(), normalize, strategy, peak_clip_headroom_db, rms_headroom_db,
-                          loudness_headroom_db, loudness_compressor, log_clipping=log_clipping,
-                          sample_rate=sample_rate, stem_name=str(stem_name))
+    wav = normalize_audio(
+        wav.detach().cpu().float(),
+        normalize,
+        strategy,
+        peak_clip_headroom_db,
+        rms_headroom_db,
+        loudness_headroom_db,
+        loudness_compressor,
+        log_clipping=log_clipping,
+        sample_rate=sample_rate,
+        stem_name=str(stem_name),
+    )
     spec = _WRITE_FORMATS[format]
     path = Path(str(stem_name) + spec["suffix"]) if add_suffix else Path(stem_name)
-    if make_parent_dir:
-        path.parent.mkdir(exist_ok=True, parents=True)
+    if not make_parent_dir and not path.parent.is_dir():
+        raise RuntimeError(f"could not write {path}: folder {path.parent} does not exist (make_parent_dir=False)")
     kwargs: dict[str, Any] = {}
     if format == "mp3":
         kwargs = {"bitrate_mode": "CONSTANT", "compression_level": min(1.0, max(0.0, (320 - mp3_rate) / (320 - 32)))}
@@ -260,13 +362,13 @@ def audio_write(stem_name: str | os.PathLike[str], wav: torch.Tensor, sample_rat
         data = i16_pcm(wav).t().numpy()
     else:
         data = wav.t().numpy()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         soundfile.write(tmp, data, sample_rate, subtype=spec["subtype"], format=spec["format"], **kwargs)
-        os.replace(tmp, path)
+
+    try:
+        atomic_write(path, write)
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         what = f"{format}, {sample_rate} Hz, {wav.shape[0]} channels"
         raise RuntimeError(f"could not write {path} ({what}): {exc}") from exc
     return path
-

@@ -5,13 +5,15 @@ and the seek position of item ``index`` never depend on global RNG state or on t
 so a resumed run reads exactly the segments an uninterrupted run would have read. Segments are read
 by seeking (see :func:`audiocraft.data.audio.audio_read`), then resampled and channel-converted.
 
-Build a manifest: ``python -m audiocraft.data.audio_dataset ROOT OUT.jsonl.gz [--resolve] [--complete]
-[--workers N]``.
+Build a manifest: ``python -m audiocraft.data.audio_dataset ROOT OUT.jsonl.gz [--relative] [--complete]
+[--workers N]`` (absolute paths unless ``--relative``; unreadable files are listed; exit status 1 when none is
+readable).
 """
 
 import argparse
 import copy
 import logging
+import math
 import os
 import sys
 from collections import Counter
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._frames import seconds_to_frames
 from ._manifest import (
     DEFAULT_EXTS,
     AudioMeta,
@@ -42,8 +45,17 @@ from .zip import ZipArchiveCache
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "AudioDataset", "AudioMeta", "SegmentInfo", "BaseInfo", "ManifestError", "DEFAULT_EXTS",
-    "load_audio_meta", "save_audio_meta", "find_audio_files", "scan_audio_files", "main",
+    "AudioDataset",
+    "AudioMeta",
+    "SegmentInfo",
+    "BaseInfo",
+    "ManifestError",
+    "DEFAULT_EXTS",
+    "load_audio_meta",
+    "save_audio_meta",
+    "find_audio_files",
+    "scan_audio_files",
+    "main",
 ]
 _ = _get_audio_meta  # re-exported for upstream compatibility
 
@@ -51,6 +63,16 @@ _ = _get_audio_meta  # re-exported for upstream compatibility
 def _seed_for(*values: int) -> int:
     """A 63-bit seed mixing ``values`` (order matters, no collisions between nearby tuples)."""
     return int(np.random.SeedSequence([v & 0xFFFFFFFFFFFFFFFF for v in values]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _check_finite(wav: torch.Tensor, path: str, seek_time: float) -> None:
+    """Refuse audio holding NaN/Inf samples (float WAVs can): it would make the training loss non-finite."""
+    if not bool(wav.isfinite().all()):
+        bad = int((~wav.isfinite()).sum())
+        raise ValueError(
+            f"{path} holds {bad} NaN or infinite sample(s) in the segment at {seek_time:.3f} s "
+            "(fix or remove the file and rebuild the manifest)"
+        )
 
 
 class AudioDataset:
@@ -83,12 +105,27 @@ class AudioDataset:
         path_mapper (callable, optional): applied to every path of ``meta`` (e.g. cluster-specific roots).
     """
 
-    def __init__(self, meta: Sequence[AudioMeta], segment_duration: float | None = None, shuffle: bool = True,
-                 num_samples: int | None = 10_000, sample_rate: int = 48_000, channels: int = 2, pad: bool = True,
-                 sample_on_duration: bool = True, sample_on_weight: bool = True, min_segment_ratio: float = 0.5,
-                 max_read_retry: int = 10, return_info: bool = False, min_audio_duration: float | None = None,
-                 max_audio_duration: float | None = None, shuffle_seed: int = 0, load_wav: bool = True,
-                 permutation_on_files: bool = False, path_mapper: Callable[[str], str] | None = None):
+    def __init__(
+        self,
+        meta: Sequence[AudioMeta],
+        segment_duration: float | None = None,
+        shuffle: bool = True,
+        num_samples: int | None = 10_000,
+        sample_rate: int = 48_000,
+        channels: int = 2,
+        pad: bool = True,
+        sample_on_duration: bool = True,
+        sample_on_weight: bool = True,
+        min_segment_ratio: float = 0.5,
+        max_read_retry: int = 10,
+        return_info: bool = False,
+        min_audio_duration: float | None = None,
+        max_audio_duration: float | None = None,
+        shuffle_seed: int = 0,
+        load_wav: bool = True,
+        permutation_on_files: bool = False,
+        path_mapper: Callable[[str], str] | None = None,
+    ):
         if len(meta) == 0:
             raise ValueError("AudioDataset got no audio files: the manifest is empty")
         if segment_duration is not None and segment_duration <= 0:
@@ -102,8 +139,9 @@ class AudioDataset:
         if not load_wav and segment_duration is None:
             raise ValueError("load_wav=False needs a segment_duration")
         if permutation_on_files and (sample_on_duration or sample_on_weight or not shuffle):
-            raise ValueError("permutation_on_files needs shuffle=True, sample_on_duration=False and "
-                             "sample_on_weight=False")
+            raise ValueError(
+                "permutation_on_files needs shuffle=True, sample_on_duration=False and sample_on_weight=False"
+            )
         if path_mapper is not None:
             meta = [copy.deepcopy(m) for m in meta]
             for m in meta:
@@ -116,8 +154,9 @@ class AudioDataset:
         self.max_audio_duration = max_audio_duration
         self.meta: list[AudioMeta] = self._filter_duration(list(meta))
         if not self.meta:
-            raise ValueError(f"every file was filtered out by min/max_audio_duration "
-                             f"({min_audio_duration}, {max_audio_duration})")
+            raise ValueError(
+                f"every file was filtered out by min/max_audio_duration ({min_audio_duration}, {max_audio_duration})"
+            )
         self.total_duration = sum(m.duration for m in self.meta)
         self.num_samples = len(self.meta) if segment_duration is None or num_samples is None else num_samples
         self.shuffle = shuffle
@@ -154,11 +193,21 @@ class AudioDataset:
         for m in self.meta:
             score = 1.0
             if self.sample_on_weight and m.weight is not None:
+                if not (math.isfinite(m.weight) and m.weight >= 0):
+                    raise ValueError(f"weight of {m.path} must be a finite number >= 0, got {m.weight!r}")
                 score *= m.weight
             if self.sample_on_duration:
+                if not (math.isfinite(m.duration) and m.duration > 0):
+                    raise ValueError(f"duration of {m.path} must be a finite number > 0, got {m.duration!r}")
                 score *= m.duration
             scores.append(score)
         probabilities = torch.tensor(scores, dtype=torch.float64)
+        if (self.sample_on_weight or self.sample_on_duration) and not probabilities.sum() > 0:
+            raise ValueError(
+                f"every one of the {len(self.meta)} files has sampling weight 0 (first: "
+                f"{self.meta[0].path}): nothing can be drawn; give some files a weight > 0 or set "
+                "sample_on_weight=false"
+            )
         if normalized:
             probabilities /= probabilities.sum()
         return probabilities
@@ -172,8 +221,17 @@ class AudioDataset:
         return rng
 
     def item_seed(self, index: int, salt: int = 0) -> int:
-        """Seed for any extra randomness of item ``index`` (e.g. text augmentation), a pure function of
-        ``(shuffle_seed, epoch, index, salt)`` (or of ``(index, salt)`` without ``shuffle``)."""
+        """Seed for any extra randomness of item ``index`` (e.g. text augmentation).
+
+        A pure function of ``(shuffle_seed, epoch, index, salt)`` (or of ``(index, salt)`` without ``shuffle``).
+
+        Args:
+            index: the item index.
+            salt: distinguishes several independent draws for the same item.
+
+        Returns:
+            A non-negative integer seed.
+        """
         if self.shuffle:
             return _seed_for(self.shuffle_seed, self.current_epoch or 0, index, salt)
         return _seed_for(index, salt)
@@ -204,22 +262,31 @@ class AudioDataset:
     # -- reading ----------------------------------------------------------------------------------
     def _read_segment(self, file_meta: AudioMeta, seek_time: float) -> tuple[torch.Tensor, SegmentInfo]:
         assert self.segment_duration is not None
-        target_frames = int(round(self.segment_duration * self.sample_rate))
+        target_frames = seconds_to_frames(self.segment_duration, self.sample_rate)
         if not self.load_wav:
             out = torch.zeros(self.channels, target_frames)
             return out, SegmentInfo(file_meta, seek_time, target_frames, target_frames, self.sample_rate, self.channels)
         out, sr = audio_read(file_meta.path, seek_time, self.segment_duration, pad=False, zip_cache=self._zip_cache)
         expected = min(self.segment_duration, file_meta.duration - seek_time)
         if out.shape[-1] < int(expected * sr) - 1:
-            raise RuntimeError(f"{file_meta.path} is shorter than its manifest entry says ({file_meta.duration:.3f} s):"
-                               f" read {out.shape[-1]} frames at {seek_time:.3f} s, expected {int(expected * sr)}")
+            raise RuntimeError(
+                f"{file_meta.path} is shorter than its manifest entry says ({file_meta.duration:.3f} s):"
+                f" read {out.shape[-1]} frames at {seek_time:.3f} s, expected {int(expected * sr)}"
+            )
+        _check_finite(out, file_meta.path, seek_time)
         out = convert_audio(out, sr, self.sample_rate, self.channels)
         n_frames = min(out.shape[-1], target_frames)
         out = out[..., :target_frames]
         if self.pad and out.shape[-1] < target_frames:
             out = F.pad(out, (0, target_frames - out.shape[-1]))
-        info = SegmentInfo(file_meta, seek_time, n_frames=n_frames, total_frames=target_frames,
-                           sample_rate=self.sample_rate, channels=out.shape[0])
+        info = SegmentInfo(
+            file_meta,
+            seek_time,
+            n_frames=n_frames,
+            total_frames=target_frames,
+            sample_rate=self.sample_rate,
+            channels=out.shape[0],
+        )
         return out, info
 
     def _record_failure(self, path: str, exc: BaseException) -> None:
@@ -236,10 +303,17 @@ class AudioDataset:
         if self.segment_duration is None:
             file_meta = self.meta[index]
             out, sr = audio_read(file_meta.path, zip_cache=self._zip_cache)
+            _check_finite(out, file_meta.path, 0.0)
             out = convert_audio(out, sr, self.sample_rate, self.channels)
             n_frames = out.shape[-1]
-            info = SegmentInfo(file_meta, seek_time=0.0, n_frames=n_frames, total_frames=n_frames,
-                               sample_rate=self.sample_rate, channels=out.shape[0])
+            info = SegmentInfo(
+                file_meta,
+                seek_time=0.0,
+                n_frames=n_frames,
+                total_frames=n_frames,
+                sample_rate=self.sample_rate,
+                channels=out.shape[0],
+            )
         else:
             if not 0 <= index < len(self):
                 raise IndexError(f"index {index} out of range for AudioDataset of length {len(self)}")
@@ -256,7 +330,8 @@ class AudioDataset:
                     if retry == self.max_read_retry - 1:
                         raise RuntimeError(
                             f"AudioDataset item {index}: {self.max_read_retry} reads failed, last file "
-                            f"{file_meta.path} ({self.num_read_failures} failed reads so far)") from exc
+                            f"{file_meta.path} ({self.num_read_failures} failed reads so far)"
+                        ) from exc
                 else:
                     break
         if self.return_info:
@@ -286,12 +361,20 @@ class AudioDataset:
         return wav
 
     def _filter_duration(self, meta: list[AudioMeta]) -> list[AudioMeta]:
-        kept = [m for m in meta
-                if (self.min_audio_duration is None or m.duration >= self.min_audio_duration)
-                and (self.max_audio_duration is None or m.duration <= self.max_audio_duration)]
+        kept = [
+            m
+            for m in meta
+            if (self.min_audio_duration is None or m.duration >= self.min_audio_duration)
+            and (self.max_audio_duration is None or m.duration <= self.max_audio_duration)
+        ]
         if len(kept) < len(meta):
-            logger.info("removed %d of %d files outside the duration range [%s, %s]", len(meta) - len(kept),
-                        len(meta), self.min_audio_duration, self.max_audio_duration)
+            logger.info(
+                "removed %d of %d files outside the duration range [%s, %s]",
+                len(meta) - len(kept),
+                len(meta),
+                self.min_audio_duration,
+                self.max_audio_duration,
+            )
         return kept
 
     # -- constructors -----------------------------------------------------------------------------
@@ -310,13 +393,15 @@ class AudioDataset:
                     break
             else:
                 raise ValueError(f"no manifest in {root}: expected data.jsonl or data.jsonl.gz")
-        meta = load_audio_meta(root, path_mapper=kwargs.pop("path_mapper", None),
-                               check_paths=kwargs.pop("check_paths", True))
+        meta = load_audio_meta(
+            root, path_mapper=kwargs.pop("path_mapper", None), check_paths=kwargs.pop("check_paths", True)
+        )
         return cls(meta, **kwargs)
 
     @classmethod
-    def from_path(cls, root: str | os.PathLike[str], minimal_meta: bool = True, exts: Sequence[str] = DEFAULT_EXTS,
-                  **kwargs: Any) -> "AudioDataset":
+    def from_path(
+        cls, root: str | os.PathLike[str], minimal_meta: bool = True, exts: Sequence[str] = DEFAULT_EXTS, **kwargs: Any
+    ) -> "AudioDataset":
         """Build from a manifest file, or by scanning a folder for audio files."""
         root = Path(root)
         if root.is_file():
@@ -331,27 +416,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m audiocraft.data.audio_dataset",
         description="Scan a folder tree for audio files and write a JSON-lines manifest (gzipped if OUT ends in .gz). "
-                    "Unreadable files are listed at the end and left out of the manifest.")
+        "Unreadable files are listed at the end and left out of the manifest.",
+    )
     parser.add_argument("root", help="folder to scan recursively")
     parser.add_argument("output_meta_file", help="manifest to write, e.g. egs/mydata/data.jsonl.gz")
-    parser.add_argument("--complete", action="store_true",
-                        help="also decode every file to record its peak amplitude (slower)")
-    parser.add_argument("--resolve", action="store_true", help="store absolute paths (default: as found under ROOT)")
+    parser.add_argument(
+        "--complete", action="store_true", help="also decode every file to record its peak amplitude (slower)"
+    )
+    parser.add_argument(
+        "--resolve", action="store_true", help="store absolute paths (the default; kept for upstream compatibility)"
+    )
+    parser.add_argument(
+        "--relative",
+        action="store_true",
+        help="store paths relative to the manifest's folder (resolved against that folder when the "
+        "manifest is read, so the folder can move together with its audio)",
+    )
     parser.add_argument("--workers", type=int, default=10, help="number of reader threads (default: 10)")
     parser.add_argument("--exts", nargs="+", default=DEFAULT_EXTS, help=f"extensions to keep (default: {DEFAULT_EXTS})")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     if not Path(args.root).is_dir():
         parser.error(f"ROOT is not a folder: {args.root}")
+    if args.resolve and args.relative:
+        parser.error("--resolve and --relative are exclusive")
     exts = [e if e.startswith(".") else "." + e for e in args.exts]
-    metas, failures = scan_audio_files(args.root, exts, resolve=args.resolve, minimal=not args.complete,
-                                       progress=not args.no_progress, workers=args.workers)
-    save_audio_meta(args.output_meta_file, metas)
-    print(f"wrote {len(metas)} entries to {args.output_meta_file}", file=sys.stderr)
+    # Paths are always absolute (upstream writes them as found, i.e. relative to the current folder unless
+    # --resolve: such a manifest breaks when used from another folder); --relative makes them relative to
+    # the manifest's folder, which load_audio_meta resolves against.
+    metas, failures = scan_audio_files(
+        args.root, exts, resolve=True, minimal=not args.complete, progress=not args.no_progress, workers=args.workers
+    )
     if failures:
         print(f"{len(failures)} unreadable file(s) left out:", file=sys.stderr)
         for path, error in failures:
             print(f"  {path}: {error}", file=sys.stderr)
+    if not metas:
+        print(
+            f"error: no readable audio file under {args.root} (extensions {' '.join(exts)}; {len(failures)} "
+            f"unreadable): {args.output_meta_file} not written",
+            file=sys.stderr,
+        )
+        return 1
+    if args.relative:
+        folder = Path(args.output_meta_file).absolute().parent
+        for m in metas:
+            m.path = os.path.relpath(m.path, folder)
+    save_audio_meta(args.output_meta_file, metas)
+    print(
+        f"wrote {len(metas)} entries to {args.output_meta_file}"
+        + (f" ({len(failures)} unreadable file(s) skipped)" if failures else ""),
+        file=sys.stderr,
+    )
     return 0
 
 

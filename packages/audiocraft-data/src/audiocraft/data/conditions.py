@@ -5,6 +5,7 @@ consumes them and re-exports them, so that neither package imports the other upw
 and behaviour follow upstream AudioCraft's ``audiocraft.modules.conditioners``.
 """
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -12,8 +13,13 @@ import torch
 
 from ._manifest import SegmentInfo
 
-__all__ = ["WavCondition", "JointEmbedCondition", "SymbolicCondition", "ConditioningAttributes",
-           "SegmentWithAttributes"]
+__all__ = [
+    "WavCondition",
+    "JointEmbedCondition",
+    "SymbolicCondition",
+    "ConditioningAttributes",
+    "SegmentWithAttributes",
+]
 
 
 class WavCondition(NamedTuple):
@@ -140,13 +146,14 @@ class ConditioningAttributes:
         return out
 
 
-class SegmentWithAttributes(SegmentInfo):
-    """Base class for segment infos that turn into ``ConditioningAttributes``.
+class SegmentWithAttributes(SegmentInfo, abc.ABC):
+    """Abstract base class for segment infos that turn into ``ConditioningAttributes``.
 
-    Dataset infos (``AudioInfo``, ``MusicInfo``, ``SoundInfo``) derive from it.
+    Dataset infos (``AudioInfo``, ``MusicInfo``, ``SoundInfo``) derive from it. Difference from upstream: upstream's
+    class can be instantiated and raises ``NotImplementedError`` when asked for its conditions; here it is an
+    abstract base, so a subclass that forgets ``to_condition_attributes`` fails when it is instantiated.
     """
 
+    @abc.abstractmethod
     def to_condition_attributes(self) -> ConditioningAttributes:
         """Return the conditions of this segment (each dataset's info class defines them)."""
-        raise NotImplementedError(f"{type(self).__name__} does not define to_condition_attributes(); "
-                                  "subclass SegmentWithAttributes and implement it")

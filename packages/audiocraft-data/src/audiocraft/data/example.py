@@ -26,12 +26,53 @@ from .audio import audio_write
 __all__ = ["generate_example_dataset", "SPLITS", "main"]
 
 SPLITS = ("train", "valid", "evaluate", "generate")
-_ADJ = ["Neon", "Silver", "Quiet", "Electric", "Golden", "Midnight", "Paper", "Velvet", "Crystal", "Distant", "Little",
-        "Broken", "Endless", "Hidden", "Summer", "Winter"]
-_NOUN = ["Horizon", "Garden", "Signal", "River", "Circuit", "Lantern", "Harbor", "Echo", "Orbit", "Meadow", "Engine",
-         "Window", "Tide", "Canyon", "Postcard", "Skyline"]
-_ARTISTS = ["The Sine Waves", "Oscillator Club", "Lo-Fi Laboratory", "Karplus & Strong", "The Wavetables",
-            "Nyquist Five", "Phase Locked", "Envelope Society"]
+"""The splits of the example dataset, one manifest folder each."""
+_ADJ = [
+    "Neon",
+    "Silver",
+    "Quiet",
+    "Electric",
+    "Golden",
+    "Midnight",
+    "Paper",
+    "Velvet",
+    "Crystal",
+    "Distant",
+    "Little",
+    "Broken",
+    "Endless",
+    "Hidden",
+    "Summer",
+    "Winter",
+]
+_NOUN = [
+    "Horizon",
+    "Garden",
+    "Signal",
+    "River",
+    "Circuit",
+    "Lantern",
+    "Harbor",
+    "Echo",
+    "Orbit",
+    "Meadow",
+    "Engine",
+    "Window",
+    "Tide",
+    "Canyon",
+    "Postcard",
+    "Skyline",
+]
+_ARTISTS = [
+    "The Sine Waves",
+    "Oscillator Club",
+    "Lo-Fi Laboratory",
+    "Karplus & Strong",
+    "The Wavetables",
+    "Nyquist Five",
+    "Phase Locked",
+    "Envelope Society",
+]
 
 
 def _article(word: str) -> str:
@@ -42,9 +83,15 @@ def _describe(song: _synth.Song, instrument_phrase: str, rng: np.random.Generato
     mood = song.mood[0]
     noun = str(rng.choice(["track", "piece", "tune", "song"]))
     text = f"{_article(mood)} {mood} {song.genre.name} {noun} in {song.key} at {song.bpm} bpm with "
-    drums = {"four_on_floor": "a four-on-the-floor beat", "backbeat": "a steady backbeat",
-             "swing": "a swinging ride cymbal", "boom_bap": "a boom-bap drum groove", "light": "a light shaker",
-             "fast": "fast drums", "none": ""}[song.genre.drums]
+    drums = {
+        "four_on_floor": "a four-on-the-floor beat",
+        "backbeat": "a steady backbeat",
+        "swing": "a swinging ride cymbal",
+        "boom_bap": "a boom-bap drum groove",
+        "light": "a light shaker",
+        "fast": "fast drums",
+        "none": "",
+    }[song.genre.drums]
     chords = _synth.INSTRUMENT_NAMES[song.genre.chords][1][0] if song.genre.chords != song.lead else ""
     parts = [instrument_phrase] + ([p for p in (chords, drums) if p] if rng.random() < 0.8 else [])
     return text + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
@@ -58,9 +105,15 @@ def _split_sizes(num_clips: int) -> dict[str, int]:
     return sizes
 
 
-def generate_example_dataset(out_dir: str | Path, seed: int = 0, num_clips: int = 44, sample_rate: int = 32000,
-                             min_duration: float = 4.0, max_duration: float = 8.0,
-                             progress: bool = False) -> dict[str, list[AudioMeta]]:
+def generate_example_dataset(
+    out_dir: str | Path,
+    seed: int = 0,
+    num_clips: int = 44,
+    sample_rate: int = 32000,
+    min_duration: float = 4.0,
+    max_duration: float = 8.0,
+    progress: bool = False,
+) -> dict[str, list[AudioMeta]]:
     """Render the example dataset into ``out_dir``.
 
     Args:
@@ -71,6 +124,7 @@ def generate_example_dataset(out_dir: str | Path, seed: int = 0, num_clips: int 
         min_duration (float): shortest clip, in seconds.
         max_duration (float): longest clip, in seconds.
         progress (bool): print one line per split on stderr.
+
     Returns:
         dict[str, list[AudioMeta]]: manifest entries per split, with absolute paths.
     """
@@ -83,6 +137,11 @@ def generate_example_dataset(out_dir: str | Path, seed: int = 0, num_clips: int 
     for split in SPLITS:
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
+        # Regenerating into the same folder with fewer clips must not leave the old clips behind (a later
+        # `python -m audiocraft.data.audio_dataset` over the folder would index them): remove what we wrote before.
+        for old in folder.glob(f"{split}_[0-9][0-9][0-9].*"):
+            if old.suffix in (".wav", ".json"):
+                old.unlink()
         metas, rel = [], []
         for _ in range(sizes[split]):
             rng = np.random.default_rng([seed, clip])
@@ -124,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m audiocraft.data.example",
         description="Synthesise the example music dataset (WAV + JSON sidecars + train/valid/evaluate/generate "
-                    "manifests). Deterministic for a seed; takes a few seconds.")
+        "manifests). Deterministic for a seed; takes a few seconds.",
+    )
     parser.add_argument("out_dir", help="output folder, e.g. egs/example")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--num-clips", type=int, default=44, help="total number of clips (default: 44)")
@@ -135,13 +195,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)  # small tensors: threads only add overhead
     start = time.time()
     try:
-        result = generate_example_dataset(args.out_dir, args.seed, args.num_clips, args.sample_rate,
-                                          args.min_duration, args.max_duration, progress=True)
+        result = generate_example_dataset(
+            args.out_dir,
+            args.seed,
+            args.num_clips,
+            args.sample_rate,
+            args.min_duration,
+            args.max_duration,
+            progress=True,
+        )
     except ValueError as exc:
         parser.error(str(exc))
     total = sum(m.duration for metas in result.values() for m in metas)
-    print(f"wrote {sum(len(v) for v in result.values())} clips ({total:.0f} s of audio) to {args.out_dir} "
-          f"in {time.time() - start:.1f} s", file=sys.stderr)
+    print(
+        f"wrote {sum(len(v) for v in result.values())} clips ({total:.0f} s of audio) to {args.out_dir} "
+        f"in {time.time() - start:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -23,12 +23,21 @@ from .zip import PathInZip, ZipArchiveCache, is_zip_path, open_file_in_zip
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AudioInfo", "InfoAudioDataset", "info_json_path", "load_info_json", "get_keyword_or_keyword_list",
-           "get_string", "get_keyword", "get_keyword_list"]
+__all__ = [
+    "AudioInfo",
+    "InfoAudioDataset",
+    "info_json_path",
+    "load_info_json",
+    "get_keyword_or_keyword_list",
+    "get_string",
+    "get_keyword",
+    "get_keyword_list",
+]
 
 # SegmentInfo fields (and AudioInfo's cached tokens): not text conditions
-_SEGMENT_FIELDS = frozenset({"meta", "seek_time", "n_frames", "total_frames", "sample_rate", "channels",
-                             "audio_tokens"})
+_SEGMENT_FIELDS = frozenset(
+    {"meta", "seek_time", "n_frames", "total_frames", "sample_rate", "channels", "audio_tokens"}
+)
 
 
 @dataclass

@@ -132,8 +132,13 @@ class MusicInfo(AudioInfo):
         return cls(**values)
 
 
-def augment_music_info_description(music_info: MusicInfo, merge_text_p: float = 0.0, drop_desc_p: float = 0.0,
-                                   drop_other_p: float = 0.0, rng: random.Random | None = None) -> MusicInfo:
+def augment_music_info_description(
+    music_info: MusicInfo,
+    merge_text_p: float = 0.0,
+    drop_desc_p: float = 0.0,
+    drop_other_p: float = 0.0,
+    rng: random.Random | None = None,
+) -> MusicInfo:
     """Merge other metadata fields into the description (upstream's text augmentation).
 
     With probability ``merge_text_p``, the fields key, bpm, genre, moods, instrument and keywords are written
@@ -146,6 +151,7 @@ def augment_music_info_description(music_info: MusicInfo, merge_text_p: float = 
         drop_desc_p (float): probability of dropping the original description when merging.
         drop_other_p (float): probability of keeping each other field when merging.
         rng (random.Random, optional): randomness source (the global ``random`` module if None).
+
     Returns:
         MusicInfo: a copy with the new description.
     """
@@ -161,8 +167,11 @@ def augment_music_info_description(music_info: MusicInfo, merge_text_p: float = 
     description = music_info.description
     metadata_text = ""
     if r.uniform(0, 1) < merge_text_p:
-        pairs = [f"{f.name}: {as_text(getattr(music_info, f.name))}" for f in fields(music_info)
-                 if keep(f.name, getattr(music_info, f.name))]
+        pairs = [
+            f"{f.name}: {as_text(getattr(music_info, f.name))}"
+            for f in fields(music_info)
+            if keep(f.name, getattr(music_info, f.name))
+        ]
         r.shuffle(pairs)
         metadata_text = ". ".join(pairs)
         description = description if not r.uniform(0, 1) < drop_desc_p else None
@@ -221,9 +230,18 @@ class MusicDataset(InfoAudioDataset):
         **kwargs: :class:`audiocraft.data.audio_dataset.AudioDataset` arguments (``return_info`` is forced on).
     """
 
-    def __init__(self, *args: Any, info_fields_required: bool = True, merge_text_p: float = 0.0,
-                 drop_desc_p: float = 0.0, drop_other_p: float = 0.0, joint_embed_attributes: list[str] | None = None,
-                 paraphrase_source: str | None = None, paraphrase_p: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        info_fields_required: bool = True,
+        merge_text_p: float = 0.0,
+        drop_desc_p: float = 0.0,
+        drop_other_p: float = 0.0,
+        joint_embed_attributes: list[str] | None = None,
+        paraphrase_source: str | None = None,
+        paraphrase_p: float = 0.0,
+        **kwargs: Any,
+    ):
         kwargs["return_info"] = True
         super().__init__(*args, **kwargs)
         self.info_fields_required = info_fields_required
@@ -247,15 +265,25 @@ class MusicDataset(InfoAudioDataset):
             if self.paraphraser is not None:
                 music_info.description = self.paraphraser.sample(info.meta.path, music_info.description, rng)
             if self.merge_text_p:
-                music_info = augment_music_info_description(music_info, self.merge_text_p, self.drop_desc_p,
-                                                            self.drop_other_p, rng)
+                music_info = augment_music_info_description(
+                    music_info, self.merge_text_p, self.drop_desc_p, self.drop_other_p, rng
+                )
         else:
             music_info = MusicInfo.from_dict(info_data, fields_required=False)
-        music_info.self_wav = WavCondition(wav=wav[None], length=torch.tensor([info.n_frames]),
-                                           sample_rate=[info.sample_rate], path=[info.meta.path],
-                                           seek_time=[info.seek_time])
+        music_info.self_wav = WavCondition(
+            wav=wav[None],
+            length=torch.tensor([info.n_frames]),
+            sample_rate=[info.sample_rate],
+            path=[info.meta.path],
+            seek_time=[info.seek_time],
+        )
         for attribute in self.joint_embed_attributes:
             music_info.joint_embed[attribute] = JointEmbedCondition(
-                wav[None], [getattr(music_info, attribute)], torch.tensor([info.n_frames]),
-                sample_rate=[info.sample_rate], path=[info.meta.path], seek_time=[info.seek_time])
+                wav[None],
+                [getattr(music_info, attribute)],
+                torch.tensor([info.n_frames]),
+                sample_rate=[info.sample_rate],
+                path=[info.meta.path],
+                seek_time=[info.seek_time],
+            )
         return wav, music_info

@@ -103,9 +103,18 @@ class SoundDataset(InfoAudioDataset):
         **kwargs: :class:`audiocraft.data.audio_dataset.AudioDataset` arguments (``return_info`` is forced on).
     """
 
-    def __init__(self, *args: Any, info_fields_required: bool = True, external_metadata_source: str | None = None,
-                 aug_p: float = 0.0, mix_p: float = 0.0, mix_snr_low: int = -5, mix_snr_high: int = 5,
-                 mix_min_overlap: float = 0.5, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        info_fields_required: bool = True,
+        external_metadata_source: str | None = None,
+        aug_p: float = 0.0,
+        mix_p: float = 0.0,
+        mix_snr_low: int = -5,
+        mix_snr_high: int = 5,
+        mix_min_overlap: float = 0.5,
+        **kwargs: Any,
+    ):
         kwargs["return_info"] = True
         super().__init__(*args, **kwargs)
         self.info_fields_required = info_fields_required
@@ -150,9 +159,13 @@ class SoundDataset(InfoAudioDataset):
                 sound_info.description = random.Random(self.item_seed(index, salt=2)).choice(sound_info.description)
         else:
             sound_info = SoundInfo.from_dict(info_data, fields_required=False)
-        sound_info.self_wav = WavCondition(wav=wav[None], length=torch.tensor([info.n_frames]),
-                                           sample_rate=[sound_info.sample_rate], path=[info.meta.path],
-                                           seek_time=[info.seek_time])
+        sound_info.self_wav = WavCondition(
+            wav=wav[None],
+            length=torch.tensor([info.n_frames]),
+            sample_rate=[sound_info.sample_rate],
+            path=[info.meta.path],
+            seek_time=[info.seek_time],
+        )
         return wav, sound_info
 
     def collater(self, samples: list[Any]) -> tuple[torch.Tensor, list[SoundInfo]]:  # type: ignore[override]
@@ -163,8 +176,9 @@ class SoundDataset(InfoAudioDataset):
             key = "|".join(f"{i.meta.path}@{i.seek_time:.6f}" for i in infos)
             seed = int.from_bytes(hashlib.sha256(f"{self.shuffle_seed}:{key}".encode()).digest()[:8], "little") >> 1
             generator = torch.Generator().manual_seed(seed)
-            wav, infos = mix_samples(wav, infos, self.aug_p, self.mix_p, self.mix_snr_low, self.mix_snr_high,
-                                     self.mix_min_overlap, generator)
+            wav, infos = mix_samples(
+                wav, infos, self.aug_p, self.mix_p, self.mix_snr_low, self.mix_snr_high, self.mix_min_overlap, generator
+            )
         return wav, infos
 
 
@@ -180,8 +194,15 @@ def _randint(low: int, high: int, generator: torch.Generator) -> int:
     return int(torch.randint(low, high, (1,), generator=generator).item()) if high > low else low
 
 
-def snr_mixer(clean: torch.Tensor, noise: torch.Tensor, snr: float, min_overlap: float, generator: torch.Generator,
-              target_level: float = -25, clipping_threshold: float = 0.99) -> torch.Tensor:
+def snr_mixer(
+    clean: torch.Tensor,
+    noise: torch.Tensor,
+    snr: float,
+    min_overlap: float,
+    generator: torch.Generator,
+    target_level: float = -25,
+    clipping_threshold: float = 0.99,
+) -> torch.Tensor:
     """Mix ``noise`` into ``clean`` at ``snr`` dB, then set a random level between -35 and -15 dBFS.
 
     Args:
@@ -192,6 +213,7 @@ def snr_mixer(clean: torch.Tensor, noise: torch.Tensor, snr: float, min_overlap:
         generator (torch.Generator): randomness source.
         target_level (float): level both are normalised to before mixing, in dBFS.
         clipping_threshold (float): peaks above it are scaled down.
+
     Returns:
         torch.Tensor: the mix, of shape [B, T].
     """
@@ -213,8 +235,16 @@ def snr_mixer(clean: torch.Tensor, noise: torch.Tensor, snr: float, min_overlap:
     return mix
 
 
-def mix_samples(wavs: torch.Tensor, infos: list[SoundInfo], aug_p: float, mix_p: float, snr_low: int, snr_high: int,
-                min_overlap: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, list[SoundInfo]]:
+def mix_samples(
+    wavs: torch.Tensor,
+    infos: list[SoundInfo],
+    aug_p: float,
+    mix_p: float,
+    snr_low: int,
+    snr_high: int,
+    min_overlap: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, list[SoundInfo]]:
     """Mix pairs of items of a batch (summing audio, joining descriptions), as upstream's SoundDataset does.
 
     With probability ``aug_p`` the output holds ``int(mix_p * B)`` mixes; otherwise ``int(mix_p * B)``
@@ -229,6 +259,7 @@ def mix_samples(wavs: torch.Tensor, infos: list[SoundInfo], aug_p: float, mix_p:
         snr_high (int): highest SNR in dB.
         min_overlap (float): minimum overlap of the mixed items.
         generator (torch.Generator, optional): randomness source.
+
     Returns:
         tuple[torch.Tensor, list[SoundInfo]]: audio of shape [B', 1, T] and the matching infos.
     """

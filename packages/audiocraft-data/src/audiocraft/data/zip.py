@@ -29,6 +29,7 @@ class PathInZip:
 
     Args:
         path (str): the combined path, e.g. ``/data/clips.zip:clips/a.wav``.
+
     Raises:
         ValueError: if ``path`` is not of that form.
     """
@@ -109,8 +110,9 @@ class ZipArchiveCache:
         self.__init__(state["max_size"])  # type: ignore[misc]
 
 
-def open_file_in_zip(path_in_zip: "PathInZip | str", mode: str = "r",
-                     cache: ZipArchiveCache | None = None) -> IO[bytes]:
+def open_file_in_zip(
+    path_in_zip: "PathInZip | str", mode: str = "r", cache: ZipArchiveCache | None = None
+) -> IO[bytes]:
     """Open a member of a zip archive for binary reading.
 
     Args:
@@ -118,8 +120,10 @@ def open_file_in_zip(path_in_zip: "PathInZip | str", mode: str = "r",
         mode (str): only ``'r'`` is supported.
         cache (ZipArchiveCache, optional): archive cache to use; without one, the archive is opened for
             this call only (and closed when the returned file is closed).
+
     Returns:
         IO[bytes]: a seekable binary file object.
+
     Raises:
         FileNotFoundError: naming the archive or the member when either is missing.
     """

@@ -1,12 +1,15 @@
-"""Objective metrics for audio synthesis and generation: SI-SNR, spectral distances, PESQ, ViSQOL, RVM, FAD,
-KL divergence, CLAP text consistency and chroma cosine similarity.
+"""Objective metrics for audio synthesis and generation.
+
+SI-SNR, spectral distances, PESQ, ViSQOL, RVM, FAD, KL divergence, CLAP text consistency and chroma cosine
+similarity.
 
 Public surface of the `audiocraft-metrics` distribution (layer: metrics, depending only on torch, torchaudio,
 numpy, scipy and audiocraft-data). Every metric is a stateful `torch.nn.Module` with `update(...)` and
 `compute()`, whose states are sums and counts reduced across torch.distributed workers. Names are exported
 lazily (PEP 562): importing this package loads nothing heavy, and optional dependencies (pesq, hear21passt,
-laion-clap) are imported only by the classes that need them.
+transformers for CLAP) are imported only by the classes that need them.
 """
+
 import importlib
 from typing import TYPE_CHECKING
 
@@ -14,6 +17,7 @@ __all__ = [
     "CLAPTextConsistencyMetric",
     "ChromaCosineSimilarityMetric",
     "ChromaExtractor",
+    "ClapArchitecture",
     "ClapModel",
     "EmbeddingStats",
     "FrechetAudioDistanceMetric",
@@ -39,6 +43,7 @@ _WHERE = {
     "CLAPTextConsistencyMetric": "clap_consistency",
     "ChromaCosineSimilarityMetric": "chroma_cosinesim",
     "ChromaExtractor": "chroma",
+    "ClapArchitecture": "embeddings",
     "ClapModel": "embeddings",
     "EmbeddingStats": "fad",
     "FrechetAudioDistanceMetric": "fad",
@@ -65,7 +70,7 @@ if TYPE_CHECKING:
     from .chroma import ChromaExtractor, chroma_filterbank
     from .chroma_cosinesim import ChromaCosineSimilarityMetric
     from .clap_consistency import CLAPTextConsistencyMetric, TextConsistencyMetric
-    from .embeddings import ClapModel, PasstModel, VGGish
+    from .embeddings import ClapArchitecture, ClapModel, PasstModel, VGGish
     from .fad import EmbeddingStats, FrechetAudioDistanceMetric, frechet_distance
     from .kld import KLDivergenceMetric, PasstKLDivergenceMetric, kl_divergence
     from .pesq import PesqMetric

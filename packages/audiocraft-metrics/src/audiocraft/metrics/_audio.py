@@ -1,36 +1,30 @@
-"""Small audio helpers shared by the metrics: channel/sample-rate conversion and batch checks.
+"""Small audio helpers shared by the metrics: sample-rate/channel conversion and batch checks.
 
-Private module of `audiocraft.metrics` (layer: metrics). `convert_audio` has a twin in
-`audiocraft.data.audio_utils` (upstream's helper of the same name); it is kept here, short, so that the
-metrics do not depend on the data package's internals.
+Private module of `audiocraft.metrics` (layer: metrics, above audiocraft-data). Metrics resample exactly as the data
+layer and upstream's metrics do: through `audiocraft.data.audio_utils.convert_audio` (julius sinc resampling).
+The one exception is ViSQOL, whose upstream implementation resamples with `torchaudio.transforms.Resample`:
+`resample_torchaudio` keeps that, so that ViSQOL scores match upstream's.
 """
+
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torchaudio
 
+from audiocraft.data.audio_utils import convert_audio
 
-def convert_audio_channels(wav: torch.Tensor, channels: int) -> torch.Tensor:
-    """Converts `wav` of shape `[*, C, T]` to `channels` channels (mean to downmix, repeat mono to upmix)."""
-    src = wav.shape[-2]
-    if src == channels:
+__all__ = ["convert_audio", "resample_torchaudio", "as_sizes", "as_sample_rates", "check_pair", "model_attr"]
+
+
+def resample_torchaudio(wav: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
+    """Resamples `wav` `[*, T]` with `torchaudio.transforms.Resample`, as upstream's ViSQOL does.
+
+    The transform (not `torchaudio.functional.resample`, whose kernel differs by ~1e-5) gives upstream's samples.
+    """
+    if int(from_rate) == int(to_rate):
         return wav
-    if channels == 1:
-        return wav.mean(dim=-2, keepdim=True)
-    if src == 1:
-        return wav.expand(*wav.shape[:-2], channels, wav.shape[-1])
-    if src > channels:
-        return wav[..., :channels, :]
-    raise ValueError(f"cannot convert audio from {src} to {channels} channels")
-
-
-def convert_audio(wav: torch.Tensor, from_rate: int, to_rate: int, to_channels: int) -> torch.Tensor:
-    """Resamples `wav` `[*, C, T]` from `from_rate` to `to_rate` and converts it to `to_channels` channels."""
-    wav = convert_audio_channels(wav, to_channels)
-    if int(from_rate) != int(to_rate):
-        wav = torchaudio.functional.resample(wav, int(from_rate), int(to_rate))
-    return wav
+    return torchaudio.transforms.Resample(int(from_rate), int(to_rate)).to(wav.device)(wav)
 
 
 def as_sizes(sizes: torch.Tensor | Sequence[int] | None, wav: torch.Tensor, name: str = "sizes") -> list[int]:

@@ -7,6 +7,7 @@ group when one is initialised, so that a metric computed over data split between
 computed over the whole data on one worker. The local states are never modified by the reduction, so
 `compute()` can be called several times, and `reset()` starts a new accumulation.
 """
+
 from typing import Any
 
 import torch
@@ -15,8 +16,11 @@ from torch import nn
 
 def is_distributed() -> bool:
     """Whether a default torch.distributed process group with more than one worker is initialised."""
-    return (torch.distributed.is_available() and torch.distributed.is_initialized()
-            and torch.distributed.get_world_size() > 1)
+    return (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -86,7 +90,7 @@ class Metric(nn.Module):
             offset = 0
             for name in group:
                 state = getattr(self, name)
-                out[name] = flat[offset:offset + state.numel()].reshape(state.shape).clone()
+                out[name] = flat[offset : offset + state.numel()].reshape(state.shape).clone()
                 offset += state.numel()
         return {name: out[name] for name in names}
 

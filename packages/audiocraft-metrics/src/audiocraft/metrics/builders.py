@@ -7,6 +7,7 @@ valid names. Path-valued keys can be mapped through `resolve_path` (e.g. the tra
 `//reference/...` resolver); the metrics themselves only take resolved paths. Keys that belong to the solver
 (`use_gt`) are ignored here.
 """
+
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,12 @@ def _fad_passt(weights_path: str | Path | None = None, pretrained_length: float 
     return PasstModel(weights_path, pretrained_length=pretrained_length, mode="embed_only")
 
 
-def _fad_clap(model_path: str | Path | None = None, model_arch: str = "HTSAT-tiny", enable_fusion: bool = False,
-              tokenizer_path: str | Path | None = None) -> Any:
+def _fad_clap(
+    model_path: str | Path | None = None,
+    model_arch: str = "HTSAT-tiny",
+    enable_fusion: bool = False,
+    tokenizer_path: str | Path | None = None,
+) -> Any:
     from .embeddings import ClapModel
 
     if model_path is None:
@@ -68,13 +73,19 @@ def _fad_clap(model_path: str | Path | None = None, model_arch: str = "HTSAT-tin
 
 
 def _fad_tf(**_: Any) -> Any:
-    raise ValueError("metrics.fad.model=tf is upstream's TensorFlow FAD tool, which this project replaces: set "
-                     "metrics.fad.model=vggish and metrics.fad.vggish.model_path to PyTorch VGGish weights "
-                     "(the same network), or use passt / clap embeddings")
+    raise ValueError(
+        "metrics.fad.model=tf is upstream's TensorFlow FAD tool, which this project replaces: set "
+        "metrics.fad.model=vggish and metrics.fad.vggish.model_path to PyTorch VGGish weights "
+        "(the same network), or use passt / clap embeddings"
+    )
 
 
 _FAD_EMBEDDERS: dict[str, Callable[..., Any]] = {
-    "vggish": _fad_vggish, "passt": _fad_passt, "clap": _fad_clap, "tf": _fad_tf}
+    "vggish": _fad_vggish,
+    "passt": _fad_passt,
+    "clap": _fad_clap,
+    "tf": _fad_tf,
+}
 
 
 def get_fad(section: Mapping, resolve_path: PathResolver | None = None) -> Metric:

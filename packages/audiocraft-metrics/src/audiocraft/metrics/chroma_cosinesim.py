@@ -5,6 +5,7 @@ compared frame by frame with cosine similarity; the sum over frames and the numb
 so the mean is exact across workers. Matches upstream's `ChromaCosineSimilarityMetric` (and its config
 section `metrics.chroma_cosine.chroma_base`).
 """
+
 import math
 from collections.abc import Sequence
 
@@ -32,21 +33,27 @@ class ChromaCosineSimilarityMetric(Metric):
     cosine_sum: torch.Tensor
     weight: torch.Tensor
 
-    def __init__(self, sample_rate: int, n_chroma: int = 12, radix2_exp: int = 12, argmax: bool = False,
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, sample_rate: int, n_chroma: int = 12, radix2_exp: int = 12, argmax: bool = False, eps: float = 1e-8
+    ) -> None:
         super().__init__()
         self.chroma_sample_rate = sample_rate
         self.n_chroma = n_chroma
         self.eps = eps
-        self.chroma_extractor = ChromaExtractor(sample_rate=sample_rate, n_chroma=n_chroma, radix2_exp=radix2_exp,
-                                                argmax=argmax)
+        self.chroma_extractor = ChromaExtractor(
+            sample_rate=sample_rate, n_chroma=n_chroma, radix2_exp=radix2_exp, argmax=argmax
+        )
         self.add_state("cosine_sum", torch.tensor(0.0, dtype=torch.float64))
         self.add_state("weight", torch.tensor(0, dtype=torch.int64))
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-               sizes: torch.Tensor | Sequence[int] | None = None,
-               sample_rates: torch.Tensor | Sequence[int] | int | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        sizes: torch.Tensor | Sequence[int] | None = None,
+        sample_rates: torch.Tensor | Sequence[int] | int | None = None,
+    ) -> None:
         """Adds a batch.
 
         Args:
@@ -59,8 +66,7 @@ class ChromaCosineSimilarityMetric(Metric):
             return
         check_pair(preds, targets)
         lengths = as_sizes(sizes, preds)
-        rates = as_sample_rates(sample_rates if sample_rates is not None else self.chroma_sample_rate,
-                                preds.shape[0])
+        rates = as_sample_rates(sample_rates if sample_rates is not None else self.chroma_sample_rate, preds.shape[0])
         if len(set(rates)) > 1:
             raise ValueError(f"all items of a batch must share one sample rate, got {sorted(set(rates))}")
         device = self.cosine_sum.device

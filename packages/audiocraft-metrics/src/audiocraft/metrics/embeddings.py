@@ -7,8 +7,10 @@ to embeddings or class probabilities and exposes `sample_rate`, `channels` and `
 - `VGGish`: a PyTorch VGGish (the model of the original FAD), written here with no extra dependency; it loads
   the PyTorch port's state dict (`features.*`, `embeddings.*` keys, e.g. `vggish-10086976.pth`).
 - `PasstModel`: PaSST AudioSet classifier / embedder, needs the `[passt]` extra (hear21passt).
-- `ClapModel`: LAION-CLAP audio and text embedder, needs the `[clap]` extra (laion-clap).
+- `ClapModel`: LAION-CLAP audio and text embedder on transformers' ClapModel, needs the `[clap]` extra
+  (defined in `_clap.py`, re-exported here).
 """
+
 import contextlib
 import io
 from pathlib import Path
@@ -16,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from ._clap import ClapArchitecture, ClapModel  # noqa: F401  (re-exported: public home, used by FAD and CLAP score)
 
 
 def _missing_extra(package: str, extra: str, what: str) -> ImportError:
@@ -39,15 +43,21 @@ def _hz_to_mel_htk(freq: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log1p(freq / 700.0)
 
 
-def vggish_mel_matrix(num_mel_bins: int = 64, num_spectrogram_bins: int = 257, sample_rate: int = 16000,
-                      lower_edge_hertz: float = 125.0, upper_edge_hertz: float = 7500.0) -> torch.Tensor:
+def vggish_mel_matrix(
+    num_mel_bins: int = 64,
+    num_spectrogram_bins: int = 257,
+    sample_rate: int = 16000,
+    lower_edge_hertz: float = 125.0,
+    upper_edge_hertz: float = 7500.0,
+) -> torch.Tensor:
     """VGGish's mel filterbank `[num_spectrogram_bins, num_mel_bins]`: HTK mel triangles drawn in mel space."""
     spec_mel = _hz_to_mel_htk(np.linspace(0.0, sample_rate / 2, num_spectrogram_bins))
-    edges = np.linspace(_hz_to_mel_htk(np.array(lower_edge_hertz)), _hz_to_mel_htk(np.array(upper_edge_hertz)),
-                        num_mel_bins + 2)
+    edges = np.linspace(
+        _hz_to_mel_htk(np.array(lower_edge_hertz)), _hz_to_mel_htk(np.array(upper_edge_hertz)), num_mel_bins + 2
+    )
     weights = np.zeros((num_spectrogram_bins, num_mel_bins))
     for i in range(num_mel_bins):
-        low, center, high = edges[i:i + 3]
+        low, center, high = edges[i : i + 3]
         rising = (spec_mel - low) / (center - low)
         falling = (high - spec_mel) / (high - center)
         weights[:, i] = np.maximum(0.0, np.minimum(rising, falling))
@@ -86,9 +96,13 @@ class VGGish(nn.Module):
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         self.features = nn.Sequential(*layers)
         self.embeddings = nn.Sequential(
-            nn.Linear(512 * 4 * 6, 4096), nn.ReLU(inplace=True),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True),
-            nn.Linear(4096, 128), nn.ReLU(inplace=True))
+            nn.Linear(512 * 4 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, 128),
+            nn.ReLU(inplace=True),
+        )
         self.register_buffer("mel_matrix", vggish_mel_matrix(), persistent=False)
         self.register_buffer("window", torch.hann_window(400, periodic=True), persistent=False)
         self.pca_eigen_vectors: torch.Tensor | None
@@ -110,8 +124,9 @@ class VGGish(nn.Module):
         except RuntimeError as exc:
             raise ValueError(f"{weights_path} does not fit VGGish: {exc}") from exc
         if missing or unexpected:
-            raise ValueError(f"{weights_path} is not a VGGish state dict: missing {missing[:4]}, "
-                             f"unexpected {unexpected[:4]}")
+            raise ValueError(
+                f"{weights_path} is not a VGGish state dict: missing {missing[:4]}, unexpected {unexpected[:4]}"
+            )
         return model.eval()
 
     def examples(self, wav: torch.Tensor) -> torch.Tensor:
@@ -123,7 +138,7 @@ class VGGish(nn.Module):
         magnitude = torch.fft.rfft(frames, n=512).abs()
         log_mel = torch.log(magnitude @ self.mel_matrix + 0.01)
         n_examples = log_mel.shape[-2] // self.example_frames
-        log_mel = log_mel[..., :n_examples * self.example_frames, :]
+        log_mel = log_mel[..., : n_examples * self.example_frames, :]
         return log_mel.reshape(wav.shape[0], n_examples, self.example_frames, -1)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -161,8 +176,7 @@ class PasstModel(nn.Module):
     sample_rate = 32000
     channels = 1
 
-    def __init__(self, weights_path: str | Path, pretrained_length: float | None = None,
-                 mode: str = "logits") -> None:
+    def __init__(self, weights_path: str | Path, pretrained_length: float | None = None, mode: str = "logits") -> None:
         super().__init__()
         length = pretrained_length or 10
         if length not in _PASST_VARIANTS:
@@ -179,8 +193,21 @@ class PasstModel(nn.Module):
         state = _load_tensors(weights_path, "PaSST")
         with contextlib.redirect_stdout(io.StringIO()):  # PaSST prints its whole configuration
             net = get_model(arch=arch, pretrained=False, input_tdim=tdim)
-            mel = AugmentMelSTFT(n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024, freqm=48, timem=192,
-                                 htk=False, fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000)
+            mel = AugmentMelSTFT(
+                n_mels=128,
+                sr=32000,
+                win_length=800,
+                hopsize=320,
+                n_fft=1024,
+                freqm=48,
+                timem=192,
+                htk=False,
+                fmin=0.0,
+                fmax=None,
+                norm=1,
+                fmin_aug_range=10,
+                fmax_aug_range=2000,
+            )
         net.load_state_dict(state)
         self.model = PasstBasicWrapper(mel=mel, net=net, max_model_window=window_ms, mode=mode).eval()
         self.max_duration = float(length)
@@ -205,58 +232,6 @@ class PasstModel(nn.Module):
             torch.stft = original_stft  # type: ignore[assignment]
 
 
-class ClapModel(nn.Module):
-    """LAION-CLAP joint audio/text embedder (512-d), loaded from a local checkpoint.
-
-    Needs the `[clap]` extra (`laion-clap`, which brings `transformers`). laion-clap builds its text encoder from
-    `roberta-base`, which must be in the local Hugging Face cache (set `HF_HUB_OFFLINE=1` so that nothing is
-    fetched); the tokenizer is read from `tokenizer_path` or from that cache, never downloaded by this class.
-
-    Args:
-        model_path: Local CLAP checkpoint (e.g. `music_audioset_epoch_15_esc_90.14.pt`).
-        model_arch: Audio encoder architecture (e.g. "HTSAT-tiny", "HTSAT-base").
-        enable_fusion: Whether the checkpoint uses feature fusion.
-        tokenizer_path: Local RoBERTa tokenizer folder; default: `roberta-base` from the local HF cache.
-    """
-
-    sample_rate = 48000
-    channels = 1
-    embedding_dim = 512
-
-    def __init__(self, model_path: str | Path, model_arch: str = "HTSAT-tiny", enable_fusion: bool = False,
-                 tokenizer_path: str | Path | None = None) -> None:
-        super().__init__()
-        try:
-            import laion_clap
-            from transformers import RobertaTokenizer
-        except ImportError as exc:
-            raise _missing_extra("laion-clap", "clap", "ClapModel") from exc
-        state = _load_tensors(model_path, "CLAP")
-        state = state.get("state_dict", state)  # type: ignore[assignment]
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        state.pop("text_branch.embeddings.position_ids", None)
-        try:
-            self.tokenizer = RobertaTokenizer.from_pretrained(str(tokenizer_path or "roberta-base"),
-                                                              local_files_only=True)
-        except OSError as exc:
-            raise FileNotFoundError(f"RoBERTa tokenizer not found locally ({tokenizer_path or 'roberta-base'} in the "
-                                    "Hugging Face cache); pass tokenizer_path= to a local copy") from exc
-        self.clap = laion_clap.CLAP_Module(enable_fusion=enable_fusion, amodel=model_arch)
-        self.clap.model.load_state_dict(state, strict=False)
-        self.clap.eval()
-
-    def _tokenize(self, texts: str | list[str]) -> dict:
-        return self.tokenizer(texts, padding="max_length", truncation=True, max_length=77, return_tensors="pt")
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        """Audio embeddings `[B, 512]` of 48 kHz audio `[B, C, T]` (channels averaged)."""
-        return self.clap.get_audio_embedding_from_data(wav.mean(dim=1), use_tensor=True)
-
-    def embed_text(self, texts: list[str]) -> torch.Tensor:
-        """Text embeddings `[B, 512]`."""
-        return self.clap.get_text_embedding(texts, tokenizer=self._tokenize, use_tensor=True)
-
-
 def segments(wav: torch.Tensor, max_frames: int | None, min_frames: int = 0) -> list[torch.Tensor]:
     """Splits `wav` `[C, T]` into `[1, C, <=max_frames]` pieces, dropping pieces not longer than `min_frames`."""
     if max_frames is None:
@@ -264,4 +239,3 @@ def segments(wav: torch.Tensor, max_frames: int | None, min_frames: int = 0) -> 
     else:
         pieces = list(torch.split(wav, max_frames, dim=-1))
     return [p[None] for p in pieces if p.shape[-1] > min_frames]
-

@@ -8,6 +8,7 @@ reference audio with any embedding model (a torch module or a callable; see `aud
 for VGGish, PaSST and CLAP adapters) and compares the two Gaussians. Unlike upstream AudioCraft, no
 TensorFlow and no external checkout are needed.
 """
+
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,8 +29,7 @@ def _to_numpy(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike,
-                     eps: float = 1e-6) -> float:
+def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike, eps: float = 1e-6) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
 
     d^2 = |mu1 - mu2|^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr((sigma1 sigma2)^(1/2)), computed in float64 with
@@ -95,15 +95,21 @@ class EmbeddingStats:
         if other.dim != self.dim:
             raise ValueError(f"cannot merge statistics of dimension {self.dim} and {other.dim}")
         out = EmbeddingStats(self.dim)
-        out.count, out.sum, out.sum_outer = self.count + other.count, self.sum + other.sum, \
-            self.sum_outer + other.sum_outer
+        out.count, out.sum, out.sum_outer = (
+            self.count + other.count,
+            self.sum + other.sum,
+            self.sum_outer + other.sum_outer,
+        )
         return out
 
     def all_reduce(self) -> "EmbeddingStats":
         """Returns the statistics summed over all torch.distributed workers (a copy)."""
         out = EmbeddingStats(self.dim)
-        out.count, out.sum, out.sum_outer = (all_reduce_sum(self.count), all_reduce_sum(self.sum),
-                                             all_reduce_sum(self.sum_outer))
+        out.count, out.sum, out.sum_outer = (
+            all_reduce_sum(self.count),
+            all_reduce_sum(self.sum),
+            all_reduce_sum(self.sum_outer),
+        )
         return out
 
     @property
@@ -199,15 +205,23 @@ class FrechetAudioDistanceMetric(Metric):
         eps: Diagonal offset for singular covariances in `frechet_distance`.
     """
 
-    def __init__(self, embedding_model: EmbeddingModel, sample_rate: int | None = None, channels: int | None = None,
-                 embedding_dim: int | None = None, reference_stats: str | Path | EmbeddingStats | None = None,
-                 eps: float = 1e-6) -> None:
+    def __init__(
+        self,
+        embedding_model: EmbeddingModel,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        embedding_dim: int | None = None,
+        reference_stats: str | Path | EmbeddingStats | None = None,
+        eps: float = 1e-6,
+    ) -> None:
         super().__init__()
         self.embedding_model = embedding_model
         sample_rate = sample_rate or model_attr(embedding_model, "sample_rate", None)
         if sample_rate is None:
-            raise ValueError("FrechetAudioDistanceMetric needs the embedding model's sample_rate "
-                             "(pass sample_rate= or give the model a `sample_rate` attribute)")
+            raise ValueError(
+                "FrechetAudioDistanceMetric needs the embedding model's sample_rate "
+                "(pass sample_rate= or give the model a `sample_rate` attribute)"
+            )
         self.model_sample_rate = int(sample_rate)
         self.model_channels = int(channels or model_attr(embedding_model, "channels", 1))
         self.eps = eps
@@ -218,8 +232,10 @@ class FrechetAudioDistanceMetric(Metric):
         if dim is None and reference_stats is not None:
             dim = reference_stats.dim
         if dim is not None and reference_stats is not None and int(dim) != reference_stats.dim:
-            raise ValueError(f"reference statistics have dimension {reference_stats.dim} but the embedding model "
-                             f"gives {dim}: they were computed with another model")
+            raise ValueError(
+                f"reference statistics have dimension {reference_stats.dim} but the embedding model "
+                f"gives {dim}: they were computed with another model"
+            )
         self.embedding_dim: int | None = None
         if dim is not None:
             self._init_states(int(dim))
@@ -245,8 +261,9 @@ class FrechetAudioDistanceMetric(Metric):
                 emb = self.embedding_model(chunk)
             if not isinstance(emb, torch.Tensor) or emb.dim() not in (2, 3) or emb.shape[0] != chunk.shape[0]:
                 shape = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
-                raise ValueError(f"the embedding model must return [B, D] or [B, F, D] for {chunk.shape[0]} "
-                                 f"items, got {shape}")
+                raise ValueError(
+                    f"the embedding model must return [B, D] or [B, F, D] for {chunk.shape[0]} items, got {shape}"
+                )
             out.append(emb.reshape(-1, emb.shape[-1]))
         return torch.cat(out, dim=0)
 
@@ -262,10 +279,14 @@ class FrechetAudioDistanceMetric(Metric):
         setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + emb.sum(0))
         setattr(self, f"{side}_sum_outer", getattr(self, f"{side}_sum_outer") + emb.T @ emb)
 
-    def update(self, preds: torch.Tensor, targets: torch.Tensor | None = None,  # type: ignore[override]
-               sizes: torch.Tensor | Sequence[int] | None = None,
-               sample_rates: torch.Tensor | Sequence[int] | int | None = None,
-               stems: list[str] | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor | None = None,  # type: ignore[override]
+        sizes: torch.Tensor | Sequence[int] | None = None,
+        sample_rates: torch.Tensor | Sequence[int] | int | None = None,
+        stems: list[str] | None = None,
+    ) -> None:
         """Embeds a batch of generated audio and, without saved reference statistics, its references.
 
         Args:
@@ -275,8 +296,7 @@ class FrechetAudioDistanceMetric(Metric):
             sample_rates: Sample rate of the items (int or `[B]`, all equal); default: the model's.
             stems: Accepted for upstream compatibility (names of the items); unused.
         """
-        rates = as_sample_rates(sample_rates if sample_rates is not None else self.model_sample_rate,
-                                preds.shape[0])
+        rates = as_sample_rates(sample_rates if sample_rates is not None else self.model_sample_rate, preds.shape[0])
         if len(set(rates)) > 1:
             raise ValueError(f"all items of a batch must share one sample rate, got {sorted(set(rates))}")
         lengths = as_sizes(sizes, preds)
@@ -291,14 +311,19 @@ class FrechetAudioDistanceMetric(Metric):
     def _stats(self, side: str, states: dict[str, torch.Tensor]) -> EmbeddingStats:
         assert self.embedding_dim is not None
         stats = EmbeddingStats(self.embedding_dim)
-        stats.count, stats.sum, stats.sum_outer = (states[f"{side}_count"].cpu(), states[f"{side}_sum"].cpu(),
-                                                   states[f"{side}_sum_outer"].cpu())
+        stats.count, stats.sum, stats.sum_outer = (
+            states[f"{side}_count"].cpu(),
+            states[f"{side}_sum"].cpu(),
+            states[f"{side}_sum_outer"].cpu(),
+        )
         return stats
 
     def _reduced(self) -> dict[str, torch.Tensor]:
         if self.embedding_dim is None:
-            raise RuntimeError("FrechetAudioDistanceMetric has no embedding dimension yet: call update() first or "
-                               "pass embedding_dim= (needed on every worker)")
+            raise RuntimeError(
+                "FrechetAudioDistanceMetric has no embedding dimension yet: call update() first or "
+                "pass embedding_dim= (needed on every worker)"
+            )
         return self.reduced_states()
 
     def pred_stats(self) -> EmbeddingStats:

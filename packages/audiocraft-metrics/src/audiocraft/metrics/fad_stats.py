@@ -8,6 +8,7 @@ so that evaluations do not embed the reference set again:
 
 REFERENCE is a folder (scanned recursively for audio files) or a JSON-lines manifest (`.jsonl` / `.jsonl.gz`).
 """
+
 import argparse
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -22,9 +23,13 @@ from .fad import EmbeddingStats
 logger = logging.getLogger(__name__)
 
 
-def compute_embedding_stats(files: Iterable[str | Path], embedding_model: Callable[[torch.Tensor], torch.Tensor],
-                            sample_rate: int | None = None, channels: int | None = None,
-                            segment: float | None = None) -> EmbeddingStats:
+def compute_embedding_stats(
+    files: Iterable[str | Path],
+    embedding_model: Callable[[torch.Tensor], torch.Tensor],
+    sample_rate: int | None = None,
+    channels: int | None = None,
+    segment: float | None = None,
+) -> EmbeddingStats:
     """Embeds every file and returns the statistics of all embeddings.
 
     Args:

@@ -6,6 +6,7 @@ callable returning logits or probabilities); `PasstKLDivergenceMetric` uses the 
 count, so the result is exact across workers. Keys and numerics follow upstream: `kld` (= `kld_pq`),
 `kld_qp`, `kld_both`.
 """
+
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -60,9 +61,15 @@ class KLDivergenceMetric(Metric):
     kld_qp_sum: torch.Tensor
     weight: torch.Tensor
 
-    def __init__(self, classifier: Classifier | None = None, sample_rate: int | None = None,
-                 channels: int | None = None, outputs: str = "logits", max_duration: float | None = None,
-                 min_duration: float = 0.0) -> None:
+    def __init__(
+        self,
+        classifier: Classifier | None = None,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        outputs: str = "logits",
+        max_duration: float | None = None,
+        min_duration: float = 0.0,
+    ) -> None:
         super().__init__()
         if outputs not in ("logits", "probs"):
             raise ValueError(f"outputs={outputs!r}; expected 'logits' or 'probs'")
@@ -73,8 +80,10 @@ class KLDivergenceMetric(Metric):
         self.max_duration = max_duration
         self.min_duration = min_duration
         if classifier is not None and self.model_sample_rate is None:
-            raise ValueError("KLDivergenceMetric needs the classifier's sample_rate "
-                             "(pass sample_rate= or give the classifier a `sample_rate` attribute)")
+            raise ValueError(
+                "KLDivergenceMetric needs the classifier's sample_rate "
+                "(pass sample_rate= or give the classifier a `sample_rate` attribute)"
+            )
         self.add_state("kld_pq_sum", torch.tensor(0.0, dtype=torch.float64))
         self.add_state("kld_qp_sum", torch.tensor(0.0, dtype=torch.float64))
         self.add_state("weight", torch.tensor(0, dtype=torch.int64))
@@ -88,8 +97,9 @@ class KLDivergenceMetric(Metric):
             raise ValueError(f"the classifier must return [N, num_classes], got {shape}")
         return torch.softmax(out.float(), dim=-1) if self.outputs == "logits" else out.float()
 
-    def _get_label_distribution(self, x: torch.Tensor, sizes: Sequence[int],
-                                sample_rates: Sequence[int]) -> list[torch.Tensor | None]:
+    def _get_label_distribution(
+        self, x: torch.Tensor, sizes: Sequence[int], sample_rates: Sequence[int]
+    ) -> list[torch.Tensor | None]:
         """Class probabilities `[K]` of each item of `x` `[B, C, T]`, or None when an item has no usable piece."""
         if self.classifier is None:
             raise NotImplementedError("pass a classifier to KLDivergenceMetric or override _get_label_distribution")
@@ -104,9 +114,13 @@ class KLDivergenceMetric(Metric):
             out.append(torch.stack([self._probs(p)[0] for p in pieces]).mean(0) if pieces else None)
         return out
 
-    def update(self, preds: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-               sizes: torch.Tensor | Sequence[int] | None = None,
-               sample_rates: torch.Tensor | Sequence[int] | int | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        sizes: torch.Tensor | Sequence[int] | None = None,
+        sample_rates: torch.Tensor | Sequence[int] | int | None = None,
+    ) -> None:
         """Adds a batch of generated audio `preds` and references `targets` `[B, C, T]`.
 
         Args:
@@ -119,8 +133,9 @@ class KLDivergenceMetric(Metric):
         if preds.shape[0] == 0:
             raise ValueError("cannot update KLDivergenceMetric with an empty batch")
         lengths = as_sizes(sizes, preds)
-        rates = as_sample_rates(sample_rates if sample_rates is not None else int(self.model_sample_rate or 0),
-                                preds.shape[0])
+        rates = as_sample_rates(
+            sample_rates if sample_rates is not None else int(self.model_sample_rate or 0), preds.shape[0]
+        )
         p_all = self._get_label_distribution(preds, lengths, rates)
         q_all = self._get_label_distribution(targets, lengths, rates)
         pairs = [(p, q) for p, q in zip(p_all, q_all) if p is not None and q is not None]
@@ -160,8 +175,16 @@ class PasstKLDivergenceMetric(KLDivergenceMetric):
 
     def __init__(self, pretrained_length: float | None = None, weights_path: str | Path | None = None) -> None:
         if weights_path is None:
-            raise ValueError("PasstKLDivergenceMetric needs weights_path= (a local PaSST checkpoint; config key "
-                             "metrics.kld.passt.weights_path): weights are never downloaded at run time")
+            raise ValueError(
+                "PasstKLDivergenceMetric needs weights_path= (a local PaSST checkpoint; config key "
+                "metrics.kld.passt.weights_path): weights are never downloaded at run time"
+            )
         model = PasstModel(weights_path, pretrained_length=pretrained_length, mode="logits")
-        super().__init__(model, sample_rate=model.sample_rate, channels=1, outputs="logits",
-                         max_duration=model.max_duration, min_duration=0.15)
+        super().__init__(
+            model,
+            sample_rate=model.sample_rate,
+            channels=1,
+            outputs="logits",
+            max_duration=model.max_duration,
+            min_duration=0.15,
+        )

@@ -5,6 +5,7 @@ narrow-band mode) before scoring, as upstream AudioCraft's `PesqMetric` does. It
 are skipped and counted in `skipped`. The sum of scores and the count are accumulated, so the mean is exact
 across workers.
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -17,8 +18,9 @@ def _import_pesq():  # type: ignore[no-untyped-def]
     try:
         import pesq
     except ImportError as exc:
-        raise ImportError("PesqMetric needs the optional package 'pesq': pip install 'audiocraft-metrics[pesq]'") \
-            from exc
+        raise ImportError(
+            "PesqMetric needs the optional package 'pesq': pip install 'audiocraft-metrics[pesq]'"
+        ) from exc
     return pesq
 
 
@@ -53,14 +55,21 @@ class PesqMetric(Metric):
         if not reference.abs().max() > 0:
             return None  # a silent reference has no utterance (and would make pesq divide by zero)
         try:
-            return float(self._pesq.pesq(self.pesq_rate, reference.double().cpu().numpy(),
-                                         estimate.double().cpu().numpy(), self.mode))
+            return float(
+                self._pesq.pesq(
+                    self.pesq_rate, reference.double().cpu().numpy(), estimate.double().cpu().numpy(), self.mode
+                )
+            )
         except self._pesq.NoUtterancesError:
             return None
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-               sizes: torch.Tensor | Sequence[int] | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        sizes: torch.Tensor | Sequence[int] | None = None,
+    ) -> None:
         """Adds a batch of estimates `preds` and references `targets` `[B, C, T]`, trimmed to `sizes` `[B]`."""
         check_pair(preds, targets)
         for est, ref, n in zip(preds, targets, as_sizes(sizes, preds)):

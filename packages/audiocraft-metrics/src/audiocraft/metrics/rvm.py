@@ -12,6 +12,7 @@ whole batch, as upstream does). The stateful form (`update` / `compute`) normali
 and averages per-item values, so that the result does not depend on how items are batched or split between
 workers.
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -49,14 +50,24 @@ class RelativeVolumeMel(Metric):
     band_sum: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, sample_rate: int = 24000, n_mels: int = 80, n_fft: int = 512, hop_length: int = 128,
-                 min_relative_volume: float = -25, max_relative_volume: float = 25, max_initial_gain: float = 25,
-                 min_activity_volume: float = -25, num_aggregated_bands: int = 4) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 24000,
+        n_mels: int = 80,
+        n_fft: int = 512,
+        hop_length: int = 128,
+        min_relative_volume: float = -25,
+        max_relative_volume: float = 25,
+        max_initial_gain: float = 25,
+        min_activity_volume: float = -25,
+        num_aggregated_bands: int = 4,
+    ) -> None:
         super().__init__()
         if not 1 <= num_aggregated_bands <= n_mels:
             raise ValueError(f"num_aggregated_bands={num_aggregated_bands} must be in [1, n_mels={n_mels}]")
-        self.melspec = torchaudio.transforms.MelSpectrogram(n_mels=n_mels, n_fft=n_fft, hop_length=hop_length,
-                                                            normalized=True, sample_rate=sample_rate, power=2)
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            n_mels=n_mels, n_fft=n_fft, hop_length=hop_length, normalized=True, sample_rate=sample_rate, power=2
+        )
         self.min_relative_volume = min_relative_volume
         self.max_relative_volume = max_relative_volume
         self.max_initial_gain = max_initial_gain
@@ -65,8 +76,9 @@ class RelativeVolumeMel(Metric):
         self.add_state("band_sum", torch.zeros(n_mels, dtype=torch.float64))
         self.add_state("count", torch.tensor(0, dtype=torch.int64))
 
-    def relative_volume(self, estimate: torch.Tensor, ground_truth: torch.Tensor,
-                        per_item: bool = False) -> torch.Tensor:
+    def relative_volume(
+        self, estimate: torch.Tensor, ground_truth: torch.Tensor, per_item: bool = False
+    ) -> torch.Tensor:
         """Clamped relative error volume in dB, `[*, n_mels, frames]` for inputs `[*, T]`.
 
         With `per_item`, each item along the first dimension is normalised by its own RMS, else by the RMS of
@@ -97,8 +109,12 @@ class RelativeVolumeMel(Metric):
         return self._aggregate(relative_db.mean(dim=dims))
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-               sizes: torch.Tensor | Sequence[int] | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        sizes: torch.Tensor | Sequence[int] | None = None,
+    ) -> None:
         """Adds a batch of estimates `preds` and references `targets` `[B, C, T]`, trimmed to `sizes` `[B]`.
 
         Each item contributes the time- and channel-averaged relative volume of each mel band.
@@ -109,8 +125,12 @@ class RelativeVolumeMel(Metric):
             rel = self.relative_volume(preds, targets, per_item=True)  # [B, C, M, F]
             per_item = rel.mean(dim=(1, 3))
         else:
-            per_item = torch.stack([self.relative_volume(p[None, :, :n], t[None, :, :n], per_item=True)
-                                    .mean(dim=(0, 1, 3)) for p, t, n in zip(preds, targets, lengths)])
+            per_item = torch.stack(
+                [
+                    self.relative_volume(p[None, :, :n], t[None, :, :n], per_item=True).mean(dim=(0, 1, 3))
+                    for p, t, n in zip(preds, targets, lengths)
+                ]
+            )
         self.band_sum += per_item.double().sum(0).to(self.band_sum.device)
         self.count += per_item.shape[0]
 

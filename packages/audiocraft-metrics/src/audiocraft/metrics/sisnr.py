@@ -6,6 +6,7 @@ compression evaluate stage reports `sisnr` from its *loss* module `audiocraft.lo
 `-1 * SI-SNR`, so a good reconstruction gives a negative number (e.g. -12.0 means 12 dB SI-SNR). Chunking
 (`segment`, `overlap`) and the epsilon handling follow that loss module so that the numbers agree.
 """
+
 import math
 
 import torch
@@ -26,8 +27,14 @@ def _frames(x: torch.Tensor, frame: int, stride: int) -> torch.Tensor:
     return x.unfold(-1, frame, stride)
 
 
-def si_snr(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int = 16000,
-           segment: float | None = None, overlap: float = 0.5, epsilon: float = _EPS) -> torch.Tensor:
+def si_snr(
+    estimate: torch.Tensor,
+    reference: torch.Tensor,
+    sample_rate: int = 16000,
+    segment: float | None = None,
+    overlap: float = 0.5,
+    epsilon: float = _EPS,
+) -> torch.Tensor:
     """Scale-invariant SNR in dB of `estimate` against `reference`, per channel and per chunk.
 
     Both signals are centred (mean removed) in each chunk; the estimate is split into its projection on the
@@ -87,8 +94,14 @@ class SISNR(Metric):
     sisnr_sum: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, sample_rate: int = 16000, segment: float | None = 20, overlap: float = 0.5,
-                 epsilon: float = _EPS, negate: bool = True) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        segment: float | None = 20,
+        overlap: float = 0.5,
+        epsilon: float = _EPS,
+        negate: bool = True,
+    ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.segment = segment
@@ -112,8 +125,12 @@ class SISNR(Metric):
         return -value if self.negate else value
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-               sizes: torch.Tensor | list[int] | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        sizes: torch.Tensor | list[int] | None = None,
+    ) -> None:
         """Adds a batch.
 
         Args:

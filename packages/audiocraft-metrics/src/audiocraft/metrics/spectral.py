@@ -5,6 +5,7 @@ errors and element counts, so they reduce exactly across workers. They are the e
 `mel` and `mrstft` training losses of upstream AudioCraft (they are not differentiable training losses here,
 although nothing prevents computing them under autograd through `distance()`).
 """
+
 from collections.abc import Sequence
 
 import torch
@@ -37,9 +38,20 @@ class MelSpectrogramDistance(Metric):
     error_sum: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, sample_rate: int, n_fft: int = 1024, hop_length: int | None = None,
-                 win_length: int | None = None, n_mels: int = 80, f_min: float = 0.0, f_max: float | None = None,
-                 log: bool = True, floor_level: float = 1e-5, normalized: bool = False, p: int = 1) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int = 1024,
+        hop_length: int | None = None,
+        win_length: int | None = None,
+        n_mels: int = 80,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        log: bool = True,
+        floor_level: float = 1e-5,
+        normalized: bool = False,
+        p: int = 1,
+    ) -> None:
         super().__init__()
         if p not in (1, 2):
             raise ValueError(f"p must be 1 or 2, got {p}")
@@ -48,9 +60,17 @@ class MelSpectrogramDistance(Metric):
         self.floor_level = floor_level
         self.p = p
         self.melspec = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length or n_fft // 4,
-            win_length=win_length or n_fft, n_mels=n_mels, f_min=f_min, f_max=f_max, normalized=normalized,
-            center=False, power=1.0)
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length or n_fft // 4,
+            win_length=win_length or n_fft,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            normalized=normalized,
+            center=False,
+            power=1.0,
+        )
         self.add_state("error_sum", torch.tensor(0.0, dtype=torch.float64))
         self.add_state("count", torch.tensor(0, dtype=torch.int64))
 
@@ -66,8 +86,12 @@ class MelSpectrogramDistance(Metric):
         return diff.abs() if self.p == 1 else diff.pow(2)
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-               sizes: torch.Tensor | Sequence[int] | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        sizes: torch.Tensor | Sequence[int] | None = None,
+    ) -> None:
         """Adds a batch of estimates `preds` and references `targets` `[B, C, T]`, trimmed to `sizes` `[B]`."""
         check_pair(preds, targets)
         lengths = as_sizes(sizes, preds)
@@ -108,13 +132,21 @@ class MultiResolutionSTFTDistance(Metric):
     mag_sum: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, fft_sizes: Sequence[int] = (1024, 2048, 512), hop_sizes: Sequence[int] = (120, 240, 50),
-                 win_lengths: Sequence[int] = (600, 1200, 240), factor_sc: float = 0.1, factor_mag: float = 0.1,
-                 eps: float = 1e-7) -> None:
+    def __init__(
+        self,
+        fft_sizes: Sequence[int] = (1024, 2048, 512),
+        hop_sizes: Sequence[int] = (120, 240, 50),
+        win_lengths: Sequence[int] = (600, 1200, 240),
+        factor_sc: float = 0.1,
+        factor_mag: float = 0.1,
+        eps: float = 1e-7,
+    ) -> None:
         super().__init__()
         if not len(fft_sizes) == len(hop_sizes) == len(win_lengths):
-            raise ValueError("fft_sizes, hop_sizes and win_lengths must have the same length, got "
-                             f"{len(fft_sizes)}, {len(hop_sizes)}, {len(win_lengths)}")
+            raise ValueError(
+                "fft_sizes, hop_sizes and win_lengths must have the same length, got "
+                f"{len(fft_sizes)}, {len(hop_sizes)}, {len(win_lengths)}"
+            )
         self.resolutions = list(zip(fft_sizes, hop_sizes, win_lengths))
         self.factor_sc = factor_sc
         self.factor_mag = factor_mag
@@ -138,14 +170,19 @@ class MultiResolutionSTFTDistance(Metric):
         for i in range(len(self.resolutions)):
             s_est, s_ref = self._magnitude(estimate, i), self._magnitude(reference, i)
             sc = sc + torch.linalg.vector_norm(s_ref - s_est, dim=(-2, -1)) / torch.linalg.vector_norm(
-                s_ref, dim=(-2, -1))
+                s_ref, dim=(-2, -1)
+            )
             mag = mag + (s_ref.log() - s_est.log()).abs().mean(dim=(-2, -1))
         n = len(self.resolutions)
         return sc / n, mag / n
 
     @torch.no_grad()
-    def update(self, preds: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
-               sizes: torch.Tensor | Sequence[int] | None = None) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,  # type: ignore[override]
+        sizes: torch.Tensor | Sequence[int] | None = None,
+    ) -> None:
         """Adds a batch of estimates `preds` and references `targets` `[B, C, T]`, trimmed to `sizes` `[B]`."""
         check_pair(preds, targets)
         lengths = as_sizes(sizes, preds)

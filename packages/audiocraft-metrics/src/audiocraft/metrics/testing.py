@@ -6,6 +6,7 @@ keeps: `compute()` does not consume the state, `reset()` starts afresh, and the 
 the sum of the states of two metrics fed two halves of the data (what the all-reduce computes) gives the same
 result as one metric fed everything. No process group is needed: the reduction is simulated by adding states.
 """
+
 import math
 from typing import Any
 
@@ -29,6 +30,7 @@ class MetricContract:
     rel_tolerance = 1e-6
 
     def make_metric(self) -> Metric:
+        """Return a fresh metric under test (subclasses implement it)."""
         raise NotImplementedError
 
     def batches(self) -> list[Any]:
@@ -46,10 +48,12 @@ class MetricContract:
         return metric
 
     def test_compute_does_not_consume_state(self) -> None:
+        """Two successive `compute()` calls give the same result."""
         metric = self._fed(self.batches())
         assert_results_close(metric.compute(), metric.compute(), self.rel_tolerance)
 
     def test_reset_starts_afresh(self) -> None:
+        """After `reset()`, the metric computes what a fresh metric fed the same batches computes."""
         batches = self.batches()
         metric = self._fed(batches[:1])
         metric.reset()
@@ -58,6 +62,7 @@ class MetricContract:
         assert_results_close(metric.compute(), self._fed(batches[1:]).compute(), self.rel_tolerance)
 
     def test_states_add_up_across_workers(self) -> None:
+        """The summed states of two metrics fed two halves of the data give the result of one metric fed all."""
         batches = self.batches()
         assert len(batches) >= 2, "MetricContract.batches() must give at least two batches"
         whole = self._fed(batches)

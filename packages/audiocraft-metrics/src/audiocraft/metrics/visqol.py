@@ -6,6 +6,7 @@ runs `visqol --batch_input_csv IN --results_csv OUT --similarity_to_quality_mode
 and reads the `moslqo` column of OUT. The binary is never installed or downloaded: its path comes from the
 caller (config key `metrics.visqol.bin`), and a missing binary or model raises an error saying what to set.
 """
+
 import csv
 import json
 import logging
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._audio import as_sizes, check_pair, convert_audio
+from ._audio import as_sizes, check_pair, resample_torchaudio
 from ._base import Metric
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,14 @@ class ViSQOL(Metric):
     SAMPLE_RATES_MODES = {"audio": 48_000, "speech": 16_000}
     ALLOWED_SAMPLE_RATES = frozenset(SAMPLE_RATES_MODES.values())
 
-    def __init__(self, bin: str | Path | None, mode: str = "audio", model: str = "libsvm_nu_svr_model.txt",
-                 debug: bool = False, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        bin: str | Path | None,
+        mode: str = "audio",
+        model: str = "libsvm_nu_svr_model.txt",
+        debug: bool = False,
+        timeout: float | None = None,
+    ) -> None:
         super().__init__()
         if mode not in self.SAMPLE_RATES_MODES:
             raise ValueError(f"ViSQOL mode={mode!r}; expected one of {sorted(self.SAMPLE_RATES_MODES)}")
@@ -78,16 +85,20 @@ class ViSQOL(Metric):
     @staticmethod
     def _find_binary(bin: str | Path | None) -> tuple[Path, list[Path]]:
         if bin is None or str(bin) == "":
-            raise ValueError("ViSQOL needs the path to Google's visqol binary or its build folder "
-                             "(config key metrics.visqol.bin); it is not bundled with audiocraft-metrics")
+            raise ValueError(
+                "ViSQOL needs the path to Google's visqol binary or its build folder "
+                "(config key metrics.visqol.bin); it is not bundled with audiocraft-metrics"
+            )
         root = Path(bin).expanduser()
         if not root.exists():
             raise FileNotFoundError(f"ViSQOL binary not found at {root} (config key metrics.visqol.bin)")
         if root.is_dir():
             exe = root / "bazel-bin" / "visqol"
             if not exe.is_file():
-                raise FileNotFoundError(f"{root} is a folder but holds no bazel-bin/visqol executable; build ViSQOL "
-                                        "there or point metrics.visqol.bin at the executable")
+                raise FileNotFoundError(
+                    f"{root} is a folder but holds no bazel-bin/visqol executable; build ViSQOL "
+                    "there or point metrics.visqol.bin at the executable"
+                )
             return exe, [root / "model"]
         if not os.access(root, os.X_OK):
             raise PermissionError(f"ViSQOL binary {root} is not executable")
@@ -99,11 +110,20 @@ class ViSQOL(Metric):
         for path in candidates:
             if path.is_file():
                 return path
-        raise FileNotFoundError(f"ViSQOL model {model!r} not found; looked at {[str(c) for c in candidates]} "
-                                "(config key metrics.visqol.model)")
+        raise FileNotFoundError(
+            f"ViSQOL model {model!r} not found; looked at {[str(c) for c in candidates]} "
+            "(config key metrics.visqol.model)"
+        )
 
-    def _prepare_files(self, tmp_dir: Path, ref_sig: torch.Tensor, deg_sig: torch.Tensor, sr: int,
-                       sizes: list[int], pad_with_silence: bool) -> Path:
+    def _prepare_files(
+        self,
+        tmp_dir: Path,
+        ref_sig: torch.Tensor,
+        deg_sig: torch.Tensor,
+        sr: int,
+        sizes: list[int],
+        pad_with_silence: bool,
+    ) -> Path:
         pad = int(0.5 * self.target_sr)
         input_csv = tmp_dir / "input.csv"
         with open(input_csv, "w", newline="") as f:
@@ -112,7 +132,7 @@ class ViSQOL(Metric):
             for i, (ref, deg, n) in enumerate(zip(ref_sig, deg_sig, sizes)):
                 pair = []
                 for name, wav in (("ref", ref), ("deg", deg)):
-                    wav = convert_audio(wav[:, :n], sr, self.target_sr, wav.shape[0])
+                    wav = resample_torchaudio(wav[:, :n], sr, self.target_sr)  # upstream: torchaudio Resample
                     if pad_with_silence:
                         wav = torch.nn.functional.pad(wav, (pad, pad))
                     path = tmp_dir / f"{name}_{i}.wav"
@@ -133,8 +153,10 @@ class ViSQOL(Metric):
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"ViSQOL ({self.visqol_bin}) did not finish within {self.timeout} s") from exc
         if result.returncode:
-            raise RuntimeError(f"ViSQOL ({self.visqol_bin}) failed with exit code {result.returncode}:\n"
-                               f"{result.stdout.decode(errors='replace')}\n{result.stderr.decode(errors='replace')}")
+            raise RuntimeError(
+                f"ViSQOL ({self.visqol_bin}) failed with exit code {result.returncode}:\n"
+                f"{result.stdout.decode(errors='replace')}\n{result.stderr.decode(errors='replace')}"
+            )
 
     @staticmethod
     def _read_scores(results_csv: Path, degraded: list[str]) -> list[float]:
@@ -150,8 +172,14 @@ class ViSQOL(Metric):
         except KeyError as exc:
             raise RuntimeError(f"ViSQOL results {results_csv} miss the pair of {exc}") from exc
 
-    def scores(self, ref_sig: torch.Tensor, deg_sig: torch.Tensor, sr: int,
-               sizes: Sequence[int] | torch.Tensor | None = None, pad_with_silence: bool = False) -> list[float]:
+    def scores(
+        self,
+        ref_sig: torch.Tensor,
+        deg_sig: torch.Tensor,
+        sr: int,
+        sizes: Sequence[int] | torch.Tensor | None = None,
+        pad_with_silence: bool = False,
+    ) -> list[float]:
         """ViSQOL score of each pair.
 
         Args:
@@ -176,14 +204,25 @@ class ViSQOL(Metric):
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
-    def forward(self, ref_sig: torch.Tensor, deg_sig: torch.Tensor, sr: int,  # type: ignore[override]
-                pad_with_silence: bool = False) -> float:
+    def forward(
+        self,
+        ref_sig: torch.Tensor,
+        deg_sig: torch.Tensor,
+        sr: int,  # type: ignore[override]
+        pad_with_silence: bool = False,
+    ) -> float:
         """Mean ViSQOL score of a batch (upstream's call signature); the state is untouched."""
         values = self.scores(ref_sig, deg_sig, sr, pad_with_silence=pad_with_silence)
         return sum(values) / len(values) if values else 0.0
 
-    def update(self, preds: torch.Tensor, targets: torch.Tensor, sample_rate: int,  # type: ignore[override]
-               sizes: Sequence[int] | torch.Tensor | None = None, pad_with_silence: bool = False) -> None:
+    def update(
+        self,
+        preds: torch.Tensor,
+        targets: torch.Tensor,
+        sample_rate: int,  # type: ignore[override]
+        sizes: Sequence[int] | torch.Tensor | None = None,
+        pad_with_silence: bool = False,
+    ) -> None:
         """Scores degraded audio `preds` against references `targets` `[B, C, T]` and accumulates the scores."""
         values = self.scores(targets, preds, sample_rate, sizes=sizes, pad_with_silence=pad_with_silence)
         self.score_sum += sum(values)

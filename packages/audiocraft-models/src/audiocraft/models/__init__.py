@@ -10,15 +10,40 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "CompressionModel", "EncodecModel", "DAC", "builders", "loaders", "export", "get_debug_compression_model",
-    "load_compression_model", "export_encodec",
+    "CompressionModel",
+    "EncodecModel",
+    "DAC",
+    "builders",
+    "loaders",
+    "export",
+    "get_debug_compression_model",
+    "load_compression_model",
+    "export_encodec",
+    "MusicGen",
+    "AudioGen",
+    "genmodel",
+    "musicgen",
+    "audiogen",
+    "LMModel",
+    "lm",
+    "load_lm_model",
+    "get_debug_lm_model",
 ]
 
 _WHERE = {
-    "CompressionModel": "encodec", "EncodecModel": "encodec", "DAC": "dac",
-    "get_debug_compression_model": "builders", "load_compression_model": "loaders", "export_encodec": "export",
+    "CompressionModel": "encodec",
+    "EncodecModel": "encodec",
+    "DAC": "dac",
+    "get_debug_compression_model": "builders",
+    "load_compression_model": "loaders",
+    "export_encodec": "export",
+    "MusicGen": "musicgen",
+    "AudioGen": "audiogen",
+    "LMModel": "lm",
+    "load_lm_model": "loaders",
+    "get_debug_lm_model": "builders",
 }
-_SUBMODULES = {"builders", "loaders", "export", "encodec", "dac", "testing"}
+_SUBMODULES = {"builders", "loaders", "export", "encodec", "dac", "testing", "genmodel", "musicgen", "audiogen", "lm"}
 
 
 def __getattr__(name: str) -> Any:

@@ -80,36 +80,27 @@ class CompressionModel(ABC, nn.Module):
         """Set the number of codebooks in use."""
 
     @staticmethod
-    def get_pretrained(name: str | Path, device: torch.device | str = "cpu",
-                       cache_dir: str | Path | None = None) -> CompressionModel:
-        """Load a pretrained compression model, in eval mode.
+    def get_pretrained(
+        name: str | Path, device: torch.device | str = "cpu", cache_dir: str | Path | None = None
+    ) -> CompressionModel:
+        """Load a pretrained compression model, in eval mode (delegates to ``loaders.load_compression_model``).
 
         Args:
             name: one of
-                - ``debug_compression_model``: a tiny random model built locally (no file),
-                - ``dac_44khz``, ``dac_24khz``, ``dac_16khz``: Descript's DAC (extra ``[dac]``),
+                - a name of ``loaders.NAMED_MODELS``: ``debug_compression_model`` (a tiny random model built
+                  locally, no file), ``dac_44khz``, ``dac_24khz``, ``dac_16khz`` (Descript's DAC, extra ``[dac]``),
                 - a local exported checkpoint file, or a folder holding ``compression_state_dict.bin``,
                 - ``//pretrained/NAME``: NAME under ``$AUDIOCRAFT_PRETRAINED_DIR`` (or the rules above),
                 - a Hugging Face hub repo id holding ``compression_state_dict.bin`` (extra ``[hub]``).
             device: device of the returned model.
-            cache_dir: hub cache folder.
+            cache_dir: hub cache folder (the ``dac_*`` models are looked up there too: ``DAC(cache_dir=...)``).
 
         Returns:
             The model, on ``device``, in eval mode.
         """
-        from . import builders, loaders
+        from . import loaders
 
-        name = str(name)
-        model: CompressionModel
-        if name == "debug_compression_model":
-            model = builders.get_debug_compression_model(device)
-        elif name in ("dac_44khz", "dac_24khz", "dac_16khz"):
-            from .dac import DAC
-
-            model = DAC(name.split("_")[1])
-        else:
-            model = loaders.load_compression_model(name, device=device, cache_dir=cache_dir)
-        return model.to(device).eval()
+        return loaders.load_compression_model(name, device=device, cache_dir=cache_dir)
 
 
 class EncodecModel(CompressionModel, StreamingModule):
@@ -131,8 +122,17 @@ class EncodecModel(CompressionModel, StreamingModule):
     sample_rate: int = 0  # type: ignore[assignment]
     channels: int = 0  # type: ignore[assignment]
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, quantizer: BaseQuantizer, frame_rate: int,
-                 sample_rate: int, channels: int, causal: bool = False, renormalize: bool = False) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        quantizer: BaseQuantizer,
+        frame_rate: int,
+        sample_rate: int,
+        channels: int,
+        causal: bool = False,
+        renormalize: bool = False,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -143,8 +143,10 @@ class EncodecModel(CompressionModel, StreamingModule):
         self.renormalize = renormalize
         self.causal = causal
         if causal and renormalize:
-            raise ValueError("a causal EncodecModel does not support renormalize=True "
-                             "(the volume would be computed on future samples)")
+            raise ValueError(
+                "a causal EncodecModel does not support renormalize=True "
+                "(the volume would be computed on future samples)"
+            )
 
     @property
     def total_codebooks(self) -> int:  # type: ignore[override]
@@ -168,11 +170,15 @@ class EncodecModel(CompressionModel, StreamingModule):
     def check_audio(self, x: torch.Tensor, sample_rate: int | None = None) -> None:
         """Raise a ValueError saying what was expected if ``x`` is not [B, channels, T] audio at the model's rate."""
         if sample_rate is not None and int(sample_rate) != int(self.sample_rate):
-            raise ValueError(f"this model expects audio at {self.sample_rate} Hz, got {sample_rate} Hz; "
-                             "resample it first (e.g. with julius.resample_frac)")
+            raise ValueError(
+                f"this model expects audio at {self.sample_rate} Hz, got {sample_rate} Hz; "
+                "resample it first (e.g. with julius.resample_frac)"
+            )
         if x.dim() != 3 or x.shape[1] != self.channels:
-            raise ValueError(f"expected audio of shape [B, {self.channels}, T] ({self.channels} channel(s)), "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected audio of shape [B, {self.channels}, T] ({self.channels} channel(s)), "
+                f"got shape {tuple(x.shape)}"
+            )
         if not x.is_floating_point():
             raise ValueError(f"expected floating point audio, got dtype {x.dtype}")
 
@@ -268,4 +274,8 @@ def __getattr__(name: str) -> object:
         from .dac import DAC
 
         return DAC
+    if name == "InterleaveStereoCompressionModel":  # upstream's path; defined in ._stereo
+        from ._stereo import InterleaveStereoCompressionModel
+
+        return InterleaveStereoCompressionModel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

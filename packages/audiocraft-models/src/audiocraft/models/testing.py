@@ -44,6 +44,7 @@ class CompressionModelContract:
         return int(-(-length // hop))
 
     def test_properties(self) -> None:
+        """Sample rate, channels, frame rate, cardinality and codebook counts are valid."""
         model = self.make_model()
         assert isinstance(model, CompressionModel)
         assert isinstance(model.sample_rate, int) and model.sample_rate > 0
@@ -53,6 +54,7 @@ class CompressionModelContract:
         assert 1 <= model.num_codebooks <= model.total_codebooks
 
     def test_encode_gives_codes_in_range(self) -> None:
+        """`encode` of ``[B, C, T]`` audio gives integer codes ``[B, K, frames]`` in ``[0, cardinality)``."""
         model = self.make_model()
         x = self._audio(model)
         with torch.no_grad():
@@ -62,6 +64,7 @@ class CompressionModelContract:
         assert int(codes.min()) >= 0 and int(codes.max()) < model.cardinality
 
     def test_decode_gives_audio_of_the_frames_length(self) -> None:
+        """`decode` gives finite ``[B, C, frames * hop]`` audio; `decode_latent` keeps batch and frames."""
         model = self.make_model()
         x = self._audio(model)
         with torch.no_grad():
@@ -75,6 +78,7 @@ class CompressionModelContract:
         assert latent.shape[0] == self.batch_size and latent.shape[-1] == codes.shape[-1]
 
     def test_fewer_codebooks(self) -> None:
+        """`set_num_codebooks(1)` gives one codebook; more than `total_codebooks` is a ValueError."""
         model = self.make_model()
         x = self._audio(model)
         before = model.num_codebooks
@@ -94,6 +98,7 @@ class CompressionModelContract:
             model.set_num_codebooks(model.total_codebooks + 1)
 
     def test_rejects_wrong_channel_count(self) -> None:
+        """Audio with the wrong channel count is a ValueError naming the expected count."""
         import pytest
 
         model = self.make_model()
@@ -102,6 +107,7 @@ class CompressionModelContract:
             model.encode(x)
 
     def test_rejects_codes_out_of_range(self) -> None:
+        """Codes past the cardinality or too many codebooks are a ValueError."""
         import pytest
 
         model = self.make_model()
@@ -114,6 +120,7 @@ class CompressionModelContract:
             model.decode(too_many)
 
     def test_forward_reconstructs_input_length(self) -> None:
+        """``model(x)`` gives a `QuantizedResult` of ``x``'s shape (NotImplementedError for inference-only models)."""
         model = self.make_model()
         if not self.supports_forward:
             import pytest

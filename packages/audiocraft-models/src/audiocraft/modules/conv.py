@@ -23,14 +23,118 @@ from .streaming import StreamingModule
 from .weight_norm import effective_weight, weight_norm
 
 __all__ = [
-    "CONV_NORMALIZATIONS", "NormConv1d", "NormConv2d", "NormConvTranspose1d", "NormConvTranspose2d",
-    "StreamableConv1d", "StreamableConvTranspose1d", "get_extra_padding_for_conv1d", "pad1d", "pad_for_conv1d",
+    "CONV_NORMALIZATIONS",
+    "NormConv1d",
+    "NormConv2d",
+    "NormConvTranspose1d",
+    "NormConvTranspose2d",
+    "StreamableConv1d",
+    "StreamableConvTranspose1d",
+    "get_extra_padding_for_conv1d",
+    "pad1d",
+    "pad_for_conv1d",
     "unpad1d",
 ]
 
 CONV_NORMALIZATIONS = frozenset(["none", "weight_norm", "spectral_norm", "time_group_norm"])
+"""The ``norm`` values of the convolution wrappers."""
 
 M = TypeVar("M", bound=nn.Module)
+
+
+# On CPU, float32 convolutions run as 2-D oneDNN convolutions over [B, C, 1, T] tensors in channels-last layout:
+# oneDNN's kernels for that layout are 1.2-3x faster here than for torch's default [B, C, T] layout (which it
+# reorders to and from a blocked format at every call), for the forward and the backward pass. The outputs are
+# [B, C, T] views with time-major strides (channel stride 1), which the next convolution takes without a copy; the
+# activations, adds and the LSTM in between work on any layout. The arithmetic is the same convolution, but the
+# kernel sums in another order: outputs differ from torch's conv1d by float rounding (a few 1e-7 relative).
+# Upstream AudioCraft calls torch's conv1d; `channels_last_cpu(False)` does the same here.
+_CHANNELS_LAST_CPU = True
+
+
+def channels_last_cpu(enabled: bool) -> bool:
+    """Turn the channels-last CPU convolutions on or off (process-wide); return the previous setting.
+
+    Args:
+        enabled: True (the default) runs float32 CPU 1-D convolutions as channels-last 2-D oneDNN convolutions;
+            False calls torch's ``conv1d`` / ``conv_transpose1d`` as upstream does.
+
+    Returns:
+        bool: the setting before the call.
+    """
+    global _CHANNELS_LAST_CPU
+    previous, _CHANNELS_LAST_CPU = _CHANNELS_LAST_CPU, bool(enabled)
+    return previous
+
+
+def _use_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (
+        _CHANNELS_LAST_CPU
+        and x.device.type == "cpu"
+        and x.dim() == 3
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+    )
+
+
+def _channels_last_2d(weight: torch.Tensor) -> torch.Tensor:
+    """A 1-D convolution weight [O, I, K] as the channels-last 2-D weight [O, I, 1, K] (a copy, kept in the graph)."""
+    return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def _functional_args(module: nn.Conv1d | nn.ConvTranspose1d) -> tuple[torch.Tensor, int] | None:
+    """``(weight, padding)`` to call the functional convolution with, or None when the module's forward must run.
+
+    None for reparametrisations other than weight norm (see ``effective_weight``), non-zero padding modes and
+    string paddings (``'same'``), which the functional path here does not reproduce.
+    """
+    if module.padding_mode != "zeros" or isinstance(module.padding, str):
+        return None
+    weight = effective_weight(module)
+    return None if weight is None else (weight, module.padding[0])
+
+
+def _conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int,
+    padding: int,
+    dilation: int,
+    groups: int,
+) -> torch.Tensor:
+    """``F.conv1d`` with integer geometry; a channels-last 2-D convolution on CPU (see ``_CHANNELS_LAST_CPU``)."""
+    if not _use_channels_last(x, weight):
+        return F.conv1d(x, weight, bias, stride, padding, dilation, groups)
+    y = F.conv2d(x.unsqueeze(2), _channels_last_2d(weight), bias, (1, stride), (0, padding), (1, dilation), groups)
+    return y.squeeze(2)
+
+
+def _conv_transpose1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int,
+    padding: int,
+    output_padding: int,
+    groups: int,
+    dilation: int,
+) -> torch.Tensor:
+    """``F.conv_transpose1d`` with integer geometry; channels-last 2-D on CPU (see ``_CHANNELS_LAST_CPU``)."""
+    if not _use_channels_last(x, weight):
+        return F.conv_transpose1d(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    y = F.conv_transpose2d(
+        x.unsqueeze(2),
+        _channels_last_2d(weight),
+        bias,
+        (1, stride),
+        (0, padding),
+        (0, output_padding),
+        groups,
+        (1, dilation),
+    )
+    return y.squeeze(2)
 
 
 def _check_norm(norm: str) -> None:
@@ -104,14 +208,20 @@ def unpad1d(x: torch.Tensor, paddings: tuple[int, int]) -> torch.Tensor:
     padding_left, padding_right = paddings
     if padding_left < 0 or padding_right < 0 or padding_left + padding_right > x.shape[-1]:
         raise ValueError(f"cannot remove paddings {paddings} from a length {x.shape[-1]}")
-    return x[..., padding_left: x.shape[-1] - padding_right]
+    return x[..., padding_left : x.shape[-1] - padding_right]
 
 
 class NormConv1d(nn.Module):
     """``nn.Conv1d`` followed by the normalisation ``norm`` (keys ``conv.*`` and ``norm.*``)."""
 
-    def __init__(self, *args: Any, causal: bool = False, norm: str = "none",
-                 norm_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        causal: bool = False,
+        norm: str = "none",
+        norm_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         self.conv = apply_parametrization_norm(nn.Conv1d(*args, **kwargs), norm)
         self.norm = get_norm_module(self.conv, causal, norm, **(norm_kwargs or {}))
@@ -119,14 +229,20 @@ class NormConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C_in, T] -> [B, C_out, T']."""
-        return self.norm(self.conv(x))
+        conv: nn.Conv1d = self.conv
+        args = _functional_args(conv)
+        if args is None:
+            return self.norm(conv(x))
+        weight, padding = args
+        return self.norm(_conv1d(x, weight, conv.bias, conv.stride[0], padding, conv.dilation[0], conv.groups))
 
 
 class NormConv2d(nn.Module):
     """``nn.Conv2d`` followed by the normalisation ``norm`` (used by the discriminators)."""
 
-    def __init__(self, *args: Any, norm: str = "none", norm_kwargs: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, norm: str = "none", norm_kwargs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__()
         self.conv = apply_parametrization_norm(nn.Conv2d(*args, **kwargs), norm)
         self.norm = get_norm_module(self.conv, causal=False, norm=norm, **(norm_kwargs or {}))
@@ -140,8 +256,14 @@ class NormConv2d(nn.Module):
 class NormConvTranspose1d(nn.Module):
     """``nn.ConvTranspose1d`` followed by the normalisation ``norm`` (keys ``convtr.*`` and ``norm.*``)."""
 
-    def __init__(self, *args: Any, causal: bool = False, norm: str = "none",
-                 norm_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        causal: bool = False,
+        norm: str = "none",
+        norm_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         self.convtr = apply_parametrization_norm(nn.ConvTranspose1d(*args, **kwargs), norm)
         self.norm = get_norm_module(self.convtr, causal, norm, **(norm_kwargs or {}))
@@ -149,14 +271,31 @@ class NormConvTranspose1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C_in, T] -> [B, C_out, T']."""
-        return self.norm(self.convtr(x))
+        convtr: nn.ConvTranspose1d = self.convtr
+        args = _functional_args(convtr)
+        if args is None:
+            return self.norm(convtr(x))
+        weight, padding = args
+        return self.norm(
+            _conv_transpose1d(
+                x,
+                weight,
+                convtr.bias,
+                convtr.stride[0],
+                padding,
+                convtr.output_padding[0],
+                convtr.groups,
+                convtr.dilation[0],
+            )
+        )
 
 
 class NormConvTranspose2d(nn.Module):
     """``nn.ConvTranspose2d`` followed by the normalisation ``norm``."""
 
-    def __init__(self, *args: Any, norm: str = "none", norm_kwargs: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, norm: str = "none", norm_kwargs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__()
         self.convtr = apply_parametrization_norm(nn.ConvTranspose2d(*args, **kwargs), norm)
         self.norm = get_norm_module(self.convtr, causal=False, norm=norm, **(norm_kwargs or {}))
@@ -168,8 +307,10 @@ class NormConvTranspose2d(nn.Module):
 
 def _require_causal(module: nn.Module, causal: bool) -> None:
     if not causal:
-        raise RuntimeError(f"{type(module).__name__} can only stream when causal=True (its output would depend "
-                           "on samples that have not arrived yet)")
+        raise RuntimeError(
+            f"{type(module).__name__} can only stream when causal=True (its output would depend "
+            "on samples that have not arrived yet)"
+        )
 
 
 class StreamableConv1d(StreamingModule):
@@ -189,15 +330,39 @@ class StreamableConv1d(StreamingModule):
         pad_mode: ``F.pad`` mode of the padding (``constant``, ``reflect``, ``replicate``...).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-                 groups: int = 1, bias: bool = True, causal: bool = False, norm: str = "none",
-                 norm_kwargs: dict[str, Any] | None = None, pad_mode: str = "reflect") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        causal: bool = False,
+        norm: str = "none",
+        norm_kwargs: dict[str, Any] | None = None,
+        pad_mode: str = "reflect",
+    ) -> None:
         super().__init__()
         if stride > 1 and dilation > 1:
-            warnings.warn(f"StreamableConv1d with stride > 1 and dilation > 1 (kernel_size={kernel_size}, "
-                          f"stride={stride}, dilation={dilation})", stacklevel=2)
-        self.conv = NormConv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation, groups=groups,
-                               bias=bias, causal=causal, norm=norm, norm_kwargs=norm_kwargs)
+            warnings.warn(
+                f"StreamableConv1d with stride > 1 and dilation > 1 (kernel_size={kernel_size}, "
+                f"stride={stride}, dilation={dilation})",
+                stacklevel=2,
+            )
+        self.conv = NormConv1d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            causal=causal,
+            norm=norm,
+            norm_kwargs=norm_kwargs,
+        )
         self.causal = causal
         self.pad_mode = pad_mode
 
@@ -226,14 +391,16 @@ class StreamableConv1d(StreamingModule):
         return self.conv(pad1d(x, (padding_left, padding_right), mode=self.pad_mode))
 
     def _conv_zero_padded(self, x: torch.Tensor, padding_left: int, padding_right: int, stride: int) -> torch.Tensor:
-        """Zero padding done by the convolution itself (no padded copy of the input): pad ``padding_left`` on
-        both sides, then drop the output frames that only the extra right padding produced."""
+        """Zero padding done by the convolution itself (no padded copy of the input).
+
+        Pads ``padding_left`` on both sides, then drops the output frames that only the extra right padding produced.
+        """
         conv = self.conv.conv
         weight = effective_weight(conv)
         if weight is None:
             return self.conv(pad1d(x, (padding_left, padding_right)))
         n_frames = (x.shape[-1] + padding_left + padding_right - self._geometry[0]) // stride + 1
-        y = F.conv1d(x, weight, conv.bias, stride, padding_left, conv.dilation, conv.groups)
+        y = _conv1d(x, weight, conv.bias, stride, padding_left, conv.dilation[0], conv.groups)
         return y[..., :n_frames]
 
     def _stream(self, x: torch.Tensor) -> torch.Tensor:
@@ -252,7 +419,7 @@ class StreamableConv1d(StreamingModule):
         else:
             x = torch.cat([previous, x], dim=-1)
         n_frames = max(0, (x.shape[-1] - kernel) // stride + 1)
-        self._streaming_state["previous"] = x[..., n_frames * stride:]
+        self._streaming_state["previous"] = x[..., n_frames * stride :]
         if n_frames == 0:
             return x.new_zeros(x.shape[0], int(self.conv.conv.out_channels), 0)
         return self.conv(x[..., : (n_frames - 1) * stride + kernel])
@@ -272,7 +439,7 @@ class StreamableConv1d(StreamingModule):
         if previous is not None and previous.shape[-1] > padding_total:
             extra = get_extra_padding_for_conv1d(previous, kernel, stride, padding_total)
             outputs.append(self.conv(pad1d(previous, (0, extra), mode=self.pad_mode)))
-            self._streaming_state["previous"] = previous[..., previous.shape[-1] - padding_total:]
+            self._streaming_state["previous"] = previous[..., previous.shape[-1] - padding_total :]
         if not outputs:
             return None
         return torch.cat(outputs, dim=-1)
@@ -292,11 +459,21 @@ class StreamableConvTranspose1d(StreamingModule):
         norm_kwargs: extra arguments of the normalisation module.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, causal: bool = False,
-                 norm: str = "none", trim_right_ratio: float = 1.0, norm_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        causal: bool = False,
+        norm: str = "none",
+        trim_right_ratio: float = 1.0,
+        norm_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.convtr = NormConvTranspose1d(in_channels, out_channels, kernel_size, stride, causal=causal, norm=norm,
-                                          norm_kwargs=norm_kwargs)
+        self.convtr = NormConvTranspose1d(
+            in_channels, out_channels, kernel_size, stride, causal=causal, norm=norm, norm_kwargs=norm_kwargs
+        )
         self.causal = causal
         self.trim_right_ratio = trim_right_ratio
         if not (causal or trim_right_ratio == 1.0):
@@ -344,7 +521,7 @@ class StreamableConvTranspose1d(StreamingModule):
         self._streaming_state["started"] = torch.ones(x.shape[0], device=x.device)
         out = y[..., :ready]
         if first:
-            out = out[..., self._paddings()[0]:]
+            out = out[..., self._paddings()[0] :]
         return out
 
     def flush(self, x: torch.Tensor | None = None) -> torch.Tensor | None:

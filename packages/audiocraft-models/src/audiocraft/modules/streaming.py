@@ -5,6 +5,10 @@ streaming module keeps what it needs from previous chunks in a ``dict[str, Tenso
 concatenated outputs equal what one offline call on the whole input would give (for causal modules). Entering the
 context reaches every streaming child; leaving it clears all states. ``flush()`` emits what a module still holds at
 the end of the stream (e.g. the last, partially filled convolution window).
+
+Modules of audiocraft-conditioners (the ``ConditionFuser``) cannot derive from :class:`StreamingModule`, which sits
+above them: they derive from ``audiocraft.conditioners.StreamingStateModule``, which carries the same two attributes
+(``_is_streaming``, ``_streaming_state``), and the context, reset and state methods here reach them too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from audiocraft.conditioners import StreamingStateModule
+
 State = dict[str, torch.Tensor]
+"""The streaming state of a module: buffer name to tensor."""
 
 __all__ = ["State", "StreamingModule", "StreamingSequential"]
 
@@ -40,8 +47,9 @@ class StreamingModule(nn.Module):
 
     def _apply_named_streaming(self, fn: Callable[[str, StreamingModule], None]) -> None:
         for name, module in self.named_modules():
-            if isinstance(module, StreamingModule):
-                fn(name, module)
+            # The conditioners' streaming modules (the fuser) share the protocol without deriving from this class.
+            if isinstance(module, (StreamingModule, StreamingStateModule)):
+                fn(name, module)  # type: ignore[arg-type]
 
     def _set_streaming(self, streaming: bool) -> None:
         def _set(name: str, module: StreamingModule) -> None:
@@ -94,8 +102,8 @@ class StreamingModule(nn.Module):
             prefix = f"{name}." if name else ""
             module._streaming_state.clear()
             for key in list(remaining):
-                if key.startswith(prefix) and "." not in key[len(prefix):]:
-                    module._streaming_state[key[len(prefix):]] = remaining.pop(key)
+                if key.startswith(prefix) and "." not in key[len(prefix) :]:
+                    module._streaming_state[key[len(prefix) :]] = remaining.pop(key)
 
         self._apply_named_streaming(_set)
         if remaining:

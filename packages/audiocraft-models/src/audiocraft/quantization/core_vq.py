@@ -71,7 +71,7 @@ def _orthogonal_loss(t: torch.Tensor) -> torch.Tensor:
     n = t.shape[0]
     normed = F.normalize(t, p=2, dim=-1)
     cosine_sim = normed @ normed.t()
-    return ((cosine_sim - torch.eye(n, device=t.device)) ** 2).sum() / (n ** 2)
+    return ((cosine_sim - torch.eye(n, device=t.device)) ** 2).sum() / (n**2)
 
 
 class EuclideanCodebook(nn.Module):
@@ -93,8 +93,16 @@ class EuclideanCodebook(nn.Module):
     embed: torch.Tensor
     embed_avg: torch.Tensor
 
-    def __init__(self, dim: int, codebook_size: int, kmeans_init: bool = False, kmeans_iters: int = 10,
-                 decay: float = 0.8, epsilon: float = 1e-5, threshold_ema_dead_code: float = 2) -> None:
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        kmeans_init: bool = False,
+        kmeans_iters: int = 10,
+        decay: float = 0.8,
+        epsilon: float = 1e-5,
+        threshold_ema_dead_code: float = 2,
+    ) -> None:
         super().__init__()
         self.decay = decay
         self.codebook_size = codebook_size
@@ -183,8 +191,9 @@ class EuclideanCodebook(nn.Module):
                 embed_sum = _distrib.all_reduce_mean_((flat.t() @ embed_onehot).t().contiguous())
                 _ema_inplace(self.cluster_size, counts, self.decay)
                 _ema_inplace(self.embed_avg, embed_sum, self.decay)
-                cluster_size = (_laplace_smoothing(self.cluster_size, self.codebook_size, self.epsilon)
-                                * self.cluster_size.sum())
+                cluster_size = (
+                    _laplace_smoothing(self.cluster_size, self.codebook_size, self.epsilon) * self.cluster_size.sum()
+                )
                 self.embed.data.copy_(self.embed_avg / cluster_size.unsqueeze(1))
         return quantize, embed_ind
 
@@ -208,11 +217,22 @@ class VectorQuantization(nn.Module):
         orthogonal_reg_max_codes: regularise at most this many random codes.
     """
 
-    def __init__(self, dim: int, codebook_size: int, codebook_dim: int | None = None, decay: float = 0.8,
-                 epsilon: float = 1e-5, kmeans_init: bool = False, kmeans_iters: int = 10,
-                 threshold_ema_dead_code: float = 2, channels_last: bool = False, commitment_weight: float = 1.0,
-                 orthogonal_reg_weight: float = 0.0, orthogonal_reg_active_codes_only: bool = False,
-                 orthogonal_reg_max_codes: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        codebook_size: int,
+        codebook_dim: int | None = None,
+        decay: float = 0.8,
+        epsilon: float = 1e-5,
+        kmeans_init: bool = False,
+        kmeans_iters: int = 10,
+        threshold_ema_dead_code: float = 2,
+        channels_last: bool = False,
+        commitment_weight: float = 1.0,
+        orthogonal_reg_weight: float = 0.0,
+        orthogonal_reg_active_codes_only: bool = False,
+        orthogonal_reg_max_codes: int | None = None,
+    ) -> None:
         super().__init__()
         codebook_dim = dim if codebook_dim is None else codebook_dim
         projection = codebook_dim != dim
@@ -223,9 +243,15 @@ class VectorQuantization(nn.Module):
         self.orthogonal_reg_weight = orthogonal_reg_weight
         self.orthogonal_reg_active_codes_only = orthogonal_reg_active_codes_only
         self.orthogonal_reg_max_codes = orthogonal_reg_max_codes
-        self._codebook = EuclideanCodebook(dim=codebook_dim, codebook_size=codebook_size, kmeans_init=kmeans_init,
-                                           kmeans_iters=kmeans_iters, decay=decay, epsilon=epsilon,
-                                           threshold_ema_dead_code=threshold_ema_dead_code)
+        self._codebook = EuclideanCodebook(
+            dim=codebook_dim,
+            codebook_size=codebook_size,
+            kmeans_init=kmeans_init,
+            kmeans_iters=kmeans_iters,
+            decay=decay,
+            epsilon=epsilon,
+            threshold_ema_dead_code=threshold_ema_dead_code,
+        )
         self.codebook_size = codebook_size
         self.channels_last = channels_last
 
@@ -289,10 +315,10 @@ class ResidualVectorQuantization(nn.Module):
     def __init__(self, *, num_quantizers: int, **kwargs: object) -> None:
         super().__init__()
         self.layers: list[VectorQuantization] = nn.ModuleList(  # type: ignore[assignment]
-            [VectorQuantization(**kwargs) for _ in range(num_quantizers)])  # type: ignore[arg-type]
+            [VectorQuantization(**kwargs) for _ in range(num_quantizers)]  # type: ignore[arg-type]
+        )
 
-    def forward(self, x: torch.Tensor, n_q: int | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantize [B, D, T] with the first ``n_q`` levels (all by default).
 
         Returns:

@@ -53,10 +53,20 @@ class ResidualVectorQuantizer(BaseQuantizer):
         orthogonal_reg_max_codes: regularise at most this many random codes.
     """
 
-    def __init__(self, dimension: int = 256, n_q: int = 8, q_dropout: bool = False, bins: int = 1024,
-                 decay: float = 0.99, kmeans_init: bool = True, kmeans_iters: int = 10,
-                 threshold_ema_dead_code: float = 2, orthogonal_reg_weight: float = 0.0,
-                 orthogonal_reg_active_codes_only: bool = False, orthogonal_reg_max_codes: int | None = None) -> None:
+    def __init__(
+        self,
+        dimension: int = 256,
+        n_q: int = 8,
+        q_dropout: bool = False,
+        bins: int = 1024,
+        decay: float = 0.99,
+        kmeans_init: bool = True,
+        kmeans_iters: int = 10,
+        threshold_ema_dead_code: float = 2,
+        orthogonal_reg_weight: float = 0.0,
+        orthogonal_reg_active_codes_only: bool = False,
+        orthogonal_reg_max_codes: int | None = None,
+    ) -> None:
         super().__init__()
         if n_q < 1:
             raise ValueError(f"n_q must be >= 1, got {n_q}")
@@ -73,11 +83,18 @@ class ResidualVectorQuantizer(BaseQuantizer):
         self.orthogonal_reg_active_codes_only = orthogonal_reg_active_codes_only
         self.orthogonal_reg_max_codes = orthogonal_reg_max_codes
         self.vq = ResidualVectorQuantization(
-            dim=dimension, codebook_size=bins, num_quantizers=n_q, decay=decay, kmeans_init=kmeans_init,
-            kmeans_iters=kmeans_iters, threshold_ema_dead_code=threshold_ema_dead_code,
+            dim=dimension,
+            codebook_size=bins,
+            num_quantizers=n_q,
+            decay=decay,
+            kmeans_init=kmeans_init,
+            kmeans_iters=kmeans_iters,
+            threshold_ema_dead_code=threshold_ema_dead_code,
             orthogonal_reg_weight=orthogonal_reg_weight,
             orthogonal_reg_active_codes_only=orthogonal_reg_active_codes_only,
-            orthogonal_reg_max_codes=orthogonal_reg_max_codes, channels_last=False)
+            orthogonal_reg_max_codes=orthogonal_reg_max_codes,
+            channels_last=False,
+        )
 
     def _check_latent(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.dimension:
@@ -135,8 +152,10 @@ def check_codes(codes: torch.Tensor, bins: int, max_codebooks: int) -> None:
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise ValueError(f"expected integer codes, got dtype {codes.dtype}")
     if not 0 < codes.shape[1] <= max_codebooks:
-        raise ValueError(f"codes have {codes.shape[1]} codebooks; this quantizer has {max_codebooks} "
-                         f"(expected between 1 and {max_codebooks})")
+        raise ValueError(
+            f"codes have {codes.shape[1]} codebooks; this quantizer has {max_codebooks} "
+            f"(expected between 1 and {max_codebooks})"
+        )
     if codes.numel():
         low, high = int(codes.min()), int(codes.max())
         if low < 0 or high >= bins:

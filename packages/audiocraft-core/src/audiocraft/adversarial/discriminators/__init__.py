@@ -1,4 +1,5 @@
 """Discriminators for adversarial training: MS-STFT, MSD and MPD (audiocraft-core, adversarial training)."""
+
 from __future__ import annotations
 
 from .base import MultiDiscriminator, MultiDiscriminatorOutputType

@@ -3,6 +3,7 @@
 A `MultiDiscriminator` holds several sub-discriminators and returns, for an input waveform,
 one logits tensor and one list of feature maps per sub-discriminator.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -11,12 +12,17 @@ import torch
 from torch import nn
 
 FeatureMapType = list[torch.Tensor]
+"""The feature maps of one discriminator, layer by layer."""
 LogitsType = torch.Tensor
+"""The logits of one discriminator."""
 MultiDiscriminatorOutputType = tuple[list[LogitsType], list[FeatureMapType]]
+"""What a `MultiDiscriminator` returns: the logits and feature maps of each sub-discriminator."""
 
 
 class MultiDiscriminator(ABC, nn.Module):
     """Discriminator made of sub-discriminators acting at different scales, periods or resolutions."""
+
+    discriminators: nn.ModuleList  # the sub-discriminators, set by each subclass's __init__
 
     @abstractmethod
     def forward(self, x: torch.Tensor) -> MultiDiscriminatorOutputType:
@@ -32,7 +38,7 @@ class MultiDiscriminator(ABC, nn.Module):
     def _forward_each(self, x: torch.Tensor) -> MultiDiscriminatorOutputType:
         """Run every sub-discriminator in `self.discriminators` on `x` and collect their outputs."""
         logits, fmaps = [], []
-        for disc in self.discriminators:  # type: ignore[attr-defined]
+        for disc in self.discriminators:
             logit, fmap = disc(x)
             logits.append(logit)
             fmaps.append(fmap)

@@ -3,6 +3,7 @@
 Sub-discriminator `p` folds the waveform into a `[T / p, p]` image and runs 2D convolutions along
 time. Module names follow upstream AudioCraft.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,25 +41,49 @@ class PeriodDiscriminator(nn.Module):
         activation_params: its keyword arguments.
     """
 
-    def __init__(self, period: int, in_channels: int = 1, out_channels: int = 1,
-                 n_layers: int = 5, kernel_sizes: Sequence[int] = (5, 3), stride: int = 3,
-                 filters: int = 8, filters_scale: int = 4, max_filters: int = 1024,
-                 norm: str = 'weight_norm', activation: str = 'LeakyReLU',
-                 activation_params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        period: int,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        n_layers: int = 5,
+        kernel_sizes: Sequence[int] = (5, 3),
+        stride: int = 3,
+        filters: int = 8,
+        filters_scale: int = 4,
+        max_filters: int = 1024,
+        norm: str = "weight_norm",
+        activation: str = "LeakyReLU",
+        activation_params: dict[str, Any] | None = None,
+    ):
         super().__init__()
         self.period = period
         self.n_layers = n_layers
-        self.activation = getattr(torch.nn, activation)(**(activation_params or {'negative_slope': 0.2}))
+        self.activation = getattr(torch.nn, activation)(**(activation_params or {"negative_slope": 0.2}))
         self.convs = nn.ModuleList()
         in_chs = in_channels
         for i in range(n_layers):
             out_chs = min(filters * (filters_scale ** (i + 1)), max_filters)
             eff_stride = 1 if i == n_layers - 1 else stride
-            self.convs.append(NormConv2d(in_chs, out_chs, kernel_size=(kernel_sizes[0], 1), stride=(eff_stride, 1),
-                                         padding=((kernel_sizes[0] - 1) // 2, 0), norm=norm))
+            self.convs.append(
+                NormConv2d(
+                    in_chs,
+                    out_chs,
+                    kernel_size=(kernel_sizes[0], 1),
+                    stride=(eff_stride, 1),
+                    padding=((kernel_sizes[0] - 1) // 2, 0),
+                    norm=norm,
+                )
+            )
             in_chs = out_chs
-        self.conv_post = NormConv2d(in_chs, out_channels, kernel_size=(kernel_sizes[1], 1), stride=1,
-                                    padding=((kernel_sizes[1] - 1) // 2, 0), norm=norm)
+        self.conv_post = NormConv2d(
+            in_chs,
+            out_channels,
+            kernel_size=(kernel_sizes[1], 1),
+            stride=1,
+            padding=((kernel_sizes[1] - 1) // 2, 0),
+            norm=norm,
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Args: x: waveform `[B, C, T]`. Returns logits `[B, out, T', period]` and the feature maps (logits last)."""
@@ -66,7 +91,7 @@ class PeriodDiscriminator(nn.Module):
         batch, channels, length = x.shape
         if length % self.period != 0:
             n_pad = self.period - (length % self.period)
-            x = F.pad(x, (0, n_pad), 'reflect')
+            x = F.pad(x, (0, n_pad), "reflect")
             length += n_pad
         x = x.view(batch, channels, length // self.period, self.period)
         for conv in self.convs:
@@ -87,14 +112,17 @@ class MultiPeriodDiscriminator(MultiDiscriminator):
         **kwargs: further `PeriodDiscriminator` arguments.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1,
-                 periods: Sequence[int] = (2, 3, 5, 7, 11), **kwargs: Any):
+    def __init__(
+        self, in_channels: int = 1, out_channels: int = 1, periods: Sequence[int] = (2, 3, 5, 7, 11), **kwargs: Any
+    ):
         super().__init__()
         self.discriminators = nn.ModuleList(
-            PeriodDiscriminator(p, in_channels, out_channels, **kwargs) for p in periods)
+            PeriodDiscriminator(p, in_channels, out_channels, **kwargs) for p in periods
+        )
 
     @property
     def num_discriminators(self) -> int:
+        """Number of sub-discriminators (one per period)."""
         return len(self.discriminators)
 
     def forward(self, x: torch.Tensor) -> MultiDiscriminatorOutputType:

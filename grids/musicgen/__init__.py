@@ -1,0 +1,1 @@
+"""Dora grids of the MusicGen task: `dora grid musicgen.<name>` (see docs/MUSICGEN_TRAINING.md)."""
