@@ -213,3 +213,51 @@ def test_other_dtypes_and_the_switch_call_torch_conv1d_exactly() -> None:
         channels_last_cpu(previous)
     ref32 = nn.functional.conv1d(x.float(), conv32.conv.conv.weight, conv32.conv.conv.bias, padding=1)
     assert torch.equal(y32, ref32)
+
+
+@pytest.mark.parametrize("norm", ["none", "weight_norm"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_inference_keeps_the_channels_last_weight_until_the_weight_changes(norm: str, transposed: bool) -> None:
+    torch.manual_seed(0)
+    cls = StreamableConvTranspose1d if transposed else StreamableConv1d
+    layer = cls(4, 6, 4, stride=2, causal=True, norm=norm)
+    inner = layer.convtr.convtr if transposed else layer.conv.conv
+    x = torch.randn(2, 4, 30)
+
+    def reference() -> torch.Tensor:
+        previous = channels_last_cpu(False)
+        try:
+            with torch.no_grad():
+                return layer(x)
+        finally:
+            channels_last_cpu(previous)
+
+    with torch.no_grad():
+        first = layer(x)
+        cached = inner.__dict__["_ac_channels_last"][2]
+        second = layer(x)
+        assert inner.__dict__["_ac_channels_last"][2] is cached  # reused, not copied again
+    assert torch.equal(first, second)
+    torch.testing.assert_close(first, reference(), rtol=1e-6, atol=1e-6)
+    # A training step updates the parameters in place: the next inference call sees the new weights.
+    opt = torch.optim.SGD(inner.parameters(), lr=0.5)
+    layer(x).pow(2).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after_step = layer(x)
+    assert inner.__dict__["_ac_channels_last"][2] is not cached
+    assert not torch.allclose(after_step, first)
+    torch.testing.assert_close(after_step, reference(), rtol=1e-6, atol=1e-6)
+    # So does load_state_dict, and inference mode (whose weight-norm weights are inference tensors).
+    other = cls(4, 6, 4, stride=2, causal=True, norm=norm)
+    layer.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        loaded = layer(x)
+        again = layer(x)
+    assert torch.equal(loaded, again)
+    torch.testing.assert_close(loaded, reference(), rtol=1e-6, atol=1e-6)
+    # With autograd the copy stays in the graph: gradients reach the parameters, nothing is cached from it.
+    inner.__dict__.pop("_ac_channels_last")
+    layer(x).sum().backward()
+    assert "_ac_channels_last" not in inner.__dict__
+    copy.deepcopy(layer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -78,9 +78,25 @@ def _use_channels_last(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def _channels_last_2d(weight: torch.Tensor) -> torch.Tensor:
-    """A 1-D convolution weight [O, I, K] as the channels-last 2-D weight [O, I, 1, K] (a copy, kept in the graph)."""
-    return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+def _channels_last_2d(weight: torch.Tensor, owner: nn.Module | None = None) -> torch.Tensor:
+    """A 1-D convolution weight [O, I, K] as the channels-last 2-D weight [O, I, 1, K] (a copy, kept in the graph).
+
+    Without autograd (inference, streaming decode) the copy is cached on ``owner`` and reused while ``weight`` is
+    the same tensor at the same version: an in-place update (optimizer step, ``load_state_dict``) bumps the
+    version, a recomputed weight-norm weight is a new tensor, and the cache holds a reference to its source, so a
+    freed tensor's address cannot be mistaken for it.
+    """
+    if owner is None or torch.is_grad_enabled():
+        return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    # Inference tensors (a weight-norm weight computed under inference_mode) have no version counter; nothing
+    # updates them in place, they are replaced.
+    key = (-1 if weight.is_inference() else weight._version, torch.is_inference_mode_enabled())
+    cached = owner.__dict__.get("_ac_channels_last")
+    if cached is not None and cached[0] is weight and cached[1] == key:
+        return cast(torch.Tensor, cached[2])
+    weight_2d = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    owner.__dict__["_ac_channels_last"] = (weight, key, weight_2d)
+    return weight_2d
 
 
 def _functional_args(module: nn.Conv1d | nn.ConvTranspose1d) -> tuple[torch.Tensor, int] | None:
@@ -103,11 +119,16 @@ def _conv1d(
     padding: int,
     dilation: int,
     groups: int,
+    owner: nn.Module | None = None,
 ) -> torch.Tensor:
-    """``F.conv1d`` with integer geometry; a channels-last 2-D convolution on CPU (see ``_CHANNELS_LAST_CPU``)."""
+    """``F.conv1d`` with integer geometry; a channels-last 2-D convolution on CPU (see ``_CHANNELS_LAST_CPU``).
+
+    ``owner`` (the convolution module) keeps the channels-last weight between inference calls.
+    """
     if not _use_channels_last(x, weight):
         return F.conv1d(x, weight, bias, stride, padding, dilation, groups)
-    y = F.conv2d(x.unsqueeze(2), _channels_last_2d(weight), bias, (1, stride), (0, padding), (1, dilation), groups)
+    weight_2d = _channels_last_2d(weight, owner)
+    y = F.conv2d(x.unsqueeze(2), weight_2d, bias, (1, stride), (0, padding), (1, dilation), groups)
     return y.squeeze(2)
 
 
@@ -120,13 +141,17 @@ def _conv_transpose1d(
     output_padding: int,
     groups: int,
     dilation: int,
+    owner: nn.Module | None = None,
 ) -> torch.Tensor:
-    """``F.conv_transpose1d`` with integer geometry; channels-last 2-D on CPU (see ``_CHANNELS_LAST_CPU``)."""
+    """``F.conv_transpose1d`` with integer geometry; channels-last 2-D on CPU (see ``_CHANNELS_LAST_CPU``).
+
+    ``owner`` (the transposed convolution module) keeps the channels-last weight between inference calls.
+    """
     if not _use_channels_last(x, weight):
         return F.conv_transpose1d(x, weight, bias, stride, padding, output_padding, groups, dilation)
     y = F.conv_transpose2d(
         x.unsqueeze(2),
-        _channels_last_2d(weight),
+        _channels_last_2d(weight, owner),
         bias,
         (1, stride),
         (0, padding),
@@ -234,7 +259,7 @@ class NormConv1d(nn.Module):
         if args is None:
             return self.norm(conv(x))
         weight, padding = args
-        return self.norm(_conv1d(x, weight, conv.bias, conv.stride[0], padding, conv.dilation[0], conv.groups))
+        return self.norm(_conv1d(x, weight, conv.bias, conv.stride[0], padding, conv.dilation[0], conv.groups, conv))
 
 
 class NormConv2d(nn.Module):
@@ -286,6 +311,7 @@ class NormConvTranspose1d(nn.Module):
                 convtr.output_padding[0],
                 convtr.groups,
                 convtr.dilation[0],
+                convtr,
             )
         )
 
@@ -400,7 +426,7 @@ class StreamableConv1d(StreamingModule):
         if weight is None:
             return self.conv(pad1d(x, (padding_left, padding_right)))
         n_frames = (x.shape[-1] + padding_left + padding_right - self._geometry[0]) // stride + 1
-        y = _conv1d(x, weight, conv.bias, stride, padding_left, conv.dilation[0], conv.groups)
+        y = _conv1d(x, weight, conv.bias, stride, padding_left, conv.dilation[0], conv.groups, conv)
         return y[..., :n_frames]
 
     def _stream(self, x: torch.Tensor) -> torch.Tensor:
